@@ -1,0 +1,44 @@
+# The two commands README.md promises: `make run` and `make test`.
+CARGO ?= cargo
+BIN := target/release/pushgateway
+
+.PHONY: run build release test test-deps lint unit bench conformance clean
+
+run: release
+	./$(BIN)
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+# What the tests need on a fresh Debian machine: a real Prometheus to scrape us and the
+# official Python client to push. Installed only when missing.
+test-deps:
+	@if ! command -v prometheus >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			prometheus python3-prometheus-client >/dev/null; \
+	fi
+	@rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test
+
+test: test-deps lint unit
+
+# Side-by-side with the Go gateway when it is installed (apt-get install prometheus-pushgateway wrk).
+BENCH_ARGS ?=
+bench: release
+	python3 tests/bench/bench.py $(BENCH_ARGS)
+
+# Cross-check against the Go gateway's recorded answers (needs ../shared, not part of the repo).
+conformance: release
+	./tests/conformance.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,241 @@
+//! The JSON API bodies (`/api/v1/metrics`, `/api/v1/status`) in Go `encoding/json` form.
+
+use crate::float;
+use crate::metric::{Metric, Value};
+use crate::store::{Group, StoredFamily};
+use std::fmt::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Appends `s` as a JSON string the way Go's encoder writes it (HTML-safe escapes).
+pub fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn write_num(out: &mut String, v: f64) {
+    out.push('"');
+    float::write_go(out, v);
+    out.push('"');
+}
+
+/// Days since 1970-01-01 to a civil date (proleptic Gregorian), after Howard Hinnant.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Go's `time.Time` JSON form in UTC: RFC 3339 with nanoseconds, trailing zeros dropped.
+pub fn rfc3339_nano(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (y, mo, day) = civil(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    let mut s = format!("{y:04}-{mo:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
+    let nanos = d.subsec_nanos();
+    if nanos > 0 {
+        let frac = format!("{nanos:09}");
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
+}
+
+fn write_labels<'a>(out: &mut String, labels: impl Iterator<Item = (&'a str, &'a str)>) {
+    out.push('{');
+    for (i, (n, v)) in labels.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, n);
+        out.push(':');
+        write_str(out, v);
+    }
+    out.push('}');
+}
+
+fn write_metric(out: &mut String, m: &Metric) {
+    // Keys sorted, as Go marshals a map.
+    match &m.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
+            out.push_str("{\"labels\":");
+            write_labels(out, m.labels.iter());
+            out.push_str(",\"value\":");
+            write_num(out, *v);
+        }
+        Value::Summary(s) => {
+            out.push_str("{\"count\":");
+            write_num(out, s.count as f64);
+            out.push_str(",\"labels\":");
+            write_labels(out, m.labels.iter());
+            out.push_str(",\"quantiles\":{");
+            let mut qs: Vec<(String, f64)> = s.quantiles.iter().map(|(q, v)| (float::go(*q), *v)).collect();
+            qs.sort_by(|a, b| a.0.cmp(&b.0));
+            qs.dedup_by(|a, b| a.0 == b.0);
+            for (i, (q, v)) in qs.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_str(out, q);
+                out.push(':');
+                write_num(out, *v);
+            }
+            out.push_str("},\"sum\":");
+            write_num(out, s.sum);
+        }
+        Value::Histogram(h) => {
+            out.push_str("{\"buckets\":{");
+            let mut bs: Vec<(String, u64)> = h.buckets.iter().map(|(b, c)| (float::go(*b), *c)).collect();
+            bs.sort_by(|a, b| a.0.cmp(&b.0));
+            bs.dedup_by(|a, b| a.0 == b.0);
+            for (i, (b, c)) in bs.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_str(out, b);
+                out.push(':');
+                write_num(out, *c as f64);
+            }
+            out.push_str("},\"count\":");
+            write_num(out, h.count as f64);
+            out.push_str(",\"labels\":");
+            write_labels(out, m.labels.iter());
+            out.push_str(",\"sum\":");
+            write_num(out, h.sum);
+        }
+    }
+    out.push('}');
+}
+
+fn write_family(out: &mut String, f: &StoredFamily) {
+    out.push_str("{\"time_stamp\":");
+    write_str(out, &rfc3339_nano(f.pushed_at));
+    out.push_str(",\"type\":");
+    write_str(out, f.mtype.proto_name());
+    if let Some(h) = f.help.as_deref().filter(|h| !h.is_empty()) {
+        out.push_str(",\"help\":");
+        write_str(out, h);
+    }
+    out.push_str(",\"metrics\":[");
+    for (i, m) in f.metrics.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_metric(out, m);
+    }
+    out.push_str("]}");
+}
+
+/// `GET /api/v1/metrics`: one object per group (groups in grouping-key order, which the
+/// Go gateway leaves random), keys sorted like a Go map.
+pub fn metrics_json(groups: &[std::sync::Arc<Group>]) -> String {
+    let mut out = String::from("{\"status\":\"success\",\"data\":[");
+    for (i, g) in groups.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // A family named `labels` or `last_push_successful` takes that key, as in Go.
+        let mut entries: Vec<(&str, String)> = Vec::with_capacity(g.families.len() + 2);
+        let mut labels = String::new();
+        write_labels(&mut labels, g.key.labels().iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        entries.push(("labels", labels));
+        entries.push(("last_push_successful", g.last_push_successful().to_string()));
+        for f in g.families.values() {
+            let mut s = String::new();
+            write_family(&mut s, f);
+            match entries.iter_mut().find(|(k, _)| *k == &*f.name) {
+                Some(e) => e.1 = s,
+                None => entries.push((&f.name, s)),
+            }
+        }
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        out.push('{');
+        for (j, (k, v)) in entries.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            write_str(&mut out, k);
+            out.push(':');
+            out.push_str(v);
+        }
+        out.push('}');
+    }
+    out.push_str("]}");
+    out
+}
+
+/// `GET /api/v1/status`: build information, flags and start time.
+pub fn status_json(build: &[(&str, String)], flags: &[(String, String)], start: SystemTime) -> String {
+    let mut out = String::from("{\"status\":\"success\",\"data\":{\"build_information\":{");
+    let mut build = build.to_vec();
+    build.sort();
+    for (i, (k, v)) in build.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(&mut out, k);
+        out.push(':');
+        write_str(&mut out, v);
+    }
+    out.push_str("},\"flags\":{");
+    let mut flags = flags.to_vec();
+    flags.sort();
+    for (i, (k, v)) in flags.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(&mut out, k);
+        out.push(':');
+        write_str(&mut out, v);
+    }
+    out.push_str("},\"start_time\":");
+    write_str(&mut out, &rfc3339_nano(start));
+    out.push_str("}}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn times_like_go() {
+        let t = UNIX_EPOCH + Duration::new(1_782_900_000, 500_000_000);
+        assert_eq!(rfc3339_nano(t), "2026-07-01T10:00:00.5Z");
+        assert_eq!(rfc3339_nano(UNIX_EPOCH + Duration::new(951_782_400, 0)), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_nano(UNIX_EPOCH + Duration::new(1, 18_119_841)), "1970-01-01T00:00:01.018119841Z");
+    }
+
+    #[test]
+    fn strings_like_go() {
+        let mut s = String::new();
+        write_str(&mut s, "A <&>.\"\\\n\u{1}\u{2028}");
+        assert_eq!(s, "\"A \\u003c\\u0026\\u003e.\\\"\\\\\\n\\u0001\\u2028\"");
+    }
+}

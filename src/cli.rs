@@ -1,0 +1,298 @@
+//! Command-line flags with the Go gateway's spellings (`--web.listen-address=:9091`).
+//!
+//! argh can neither declare dotted names nor read `--flag=value`, so argv is first
+//! rewritten against the table below (which also gives the help text and the errors),
+//! then argh parses and types the values.
+
+use argh::FromArgs;
+use std::fmt;
+
+/// The argh view of the flags: dotted names become dashed (`--web-listen-address`).
+#[derive(FromArgs, Debug)]
+/// Pushgateway
+struct RawArgs {
+    /// listen address (repeatable)
+    #[argh(option)]
+    web_listen_address: Vec<String>,
+    /// scrape path
+    #[argh(option, default = "String::from(\"/metrics\")")]
+    web_telemetry_path: String,
+    /// enable the admin API
+    #[argh(switch)]
+    web_enable_admin_api: bool,
+    /// enable the lifecycle API
+    #[argh(switch)]
+    web_enable_lifecycle: bool,
+    /// accept pushes without checking them
+    #[argh(switch)]
+    push_disable_consistency_check: bool,
+    /// log level
+    #[argh(option, default = "String::from(\"info\")")]
+    log_level: String,
+    /// log format
+    #[argh(option, default = "String::from(\"logfmt\")")]
+    log_format: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Switch,
+    Value,
+}
+
+struct Flag {
+    name: &'static str,
+    kind: Kind,
+    default: &'static str,
+    help: &'static str,
+}
+
+const FLAGS: &[Flag] = &[
+    Flag {
+        name: "web.listen-address",
+        kind: Kind::Value,
+        default: ":9091",
+        help: "Address to listen on for the web interface, API, and telemetry; repeat for several. \":PORT\" listens on all interfaces.",
+    },
+    Flag { name: "web.telemetry-path", kind: Kind::Value, default: "/metrics", help: "Path under which to expose metrics." },
+    Flag {
+        name: "web.enable-lifecycle",
+        kind: Kind::Switch,
+        default: "false",
+        help: "Enable shutdown via HTTP request (PUT or POST /-/quit).",
+    },
+    Flag {
+        name: "web.enable-admin-api",
+        kind: Kind::Switch,
+        default: "false",
+        help: "Enable API endpoints for admin control actions (PUT /api/v1/admin/wipe).",
+    },
+    Flag {
+        name: "push.disable-consistency-check",
+        kind: Kind::Switch,
+        default: "false",
+        help: "Answer pushes with 202 before the outcome is known, as the Go gateway does with this flag. Pushes are still checked (cheaply), so inconsistent data is never stored.",
+    },
+    Flag {
+        name: "log.level",
+        kind: Kind::Value,
+        default: "info",
+        help: "Only log messages with the given severity or above. One of: [debug, info, warn, error]",
+    },
+    Flag { name: "log.format", kind: Kind::Value, default: "logfmt", help: "Output format of log messages. One of: [logfmt, json]" },
+];
+
+/// The parsed, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_addresses: Vec<String>,
+    pub telemetry_path: String,
+    pub enable_lifecycle: bool,
+    pub enable_admin_api: bool,
+    pub disable_consistency_check: bool,
+    pub log_level: log::LevelFilter,
+    pub log_json: bool,
+}
+
+impl Config {
+    /// Flag name and current value as strings, for `/api/v1/status`.
+    pub fn flag_values(&self) -> Vec<(String, String)> {
+        let b = |v: bool| v.to_string();
+        vec![
+            ("web.listen-address".into(), self.listen_addresses.join(",")),
+            ("web.telemetry-path".into(), self.telemetry_path.clone()),
+            ("web.enable-lifecycle".into(), b(self.enable_lifecycle)),
+            ("web.enable-admin-api".into(), b(self.enable_admin_api)),
+            ("push.disable-consistency-check".into(), b(self.disable_consistency_check)),
+            ("log.level".into(), self.log_level.to_string().to_lowercase()),
+            ("log.format".into(), if self.log_json { "json" } else { "logfmt" }.into()),
+        ]
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Config),
+    Help,
+    Version,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn lookup(name: &str) -> Option<&'static Flag> {
+    FLAGS.iter().find(|f| f.name == name)
+}
+
+/// Rewrites upstream spellings into argh's: `--a.b=v` and `--a.b v` become `--a-b v`;
+/// `--a.b`, `--a.b=true` become `--a-b`; `--no-a.b` and `--a.b=false` vanish.
+fn normalize(args: &[String]) -> Result<Result<Vec<String>, Command>, CliError> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(Err(Command::Help));
+        }
+        if arg == "--version" {
+            return Ok(Err(Command::Version));
+        }
+        let Some(body) = arg.strip_prefix("--") else {
+            return Err(CliError(format!("unexpected argument {arg:?}")));
+        };
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (body, None),
+        };
+        let (flag, negated) = match (lookup(name), name.strip_prefix("no-").and_then(lookup)) {
+            (Some(f), _) => (f, false),
+            (None, Some(f)) if f.kind == Kind::Switch && inline.is_none() => (f, true),
+            _ => return Err(CliError(format!("unknown long flag '--{name}'"))),
+        };
+        let dashed = format!("--{}", flag.name.replace('.', "-"));
+        match flag.kind {
+            Kind::Switch => {
+                let on = match inline {
+                    None => !negated,
+                    Some("true") => true,
+                    Some("false") => false,
+                    Some(v) => return Err(CliError(format!("invalid boolean value {v:?} for flag '--{name}'"))),
+                };
+                if on {
+                    out.push(dashed);
+                }
+            }
+            Kind::Value => {
+                let value = match inline {
+                    Some(v) => v.to_string(),
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| CliError(format!("expected argument for flag '--{name}'")))?,
+                };
+                out.push(dashed);
+                out.push(value);
+            }
+        }
+    }
+    Ok(Ok(out))
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, CliError> {
+    let argv = match normalize(args)? {
+        Ok(argv) => argv,
+        Err(cmd) => return Ok(cmd),
+    };
+    let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let raw = RawArgs::from_args(&["pushgateway"], &strs).map_err(|e| CliError(e.output.trim().replace('\n', " ")))?;
+    let log_level = match raw.log_level.as_str() {
+        "debug" => log::LevelFilter::Debug,
+        "info" => log::LevelFilter::Info,
+        "warn" => log::LevelFilter::Warn,
+        "error" => log::LevelFilter::Error,
+        v => return Err(CliError(format!("unrecognized log level {v:?} for flag '--log.level' (one of debug, info, warn, error)"))),
+    };
+    let log_json = match raw.log_format.as_str() {
+        "logfmt" => false,
+        "json" => true,
+        v => return Err(CliError(format!("unrecognized log format {v:?} for flag '--log.format' (one of logfmt, json)"))),
+    };
+    let mut listen = raw.web_listen_address;
+    if listen.is_empty() {
+        listen.push(":9091".into());
+    }
+    for a in &listen {
+        if !a.contains(':') || a.rsplit_once(':').is_none_or(|(_, p)| p.parse::<u16>().is_err()) {
+            return Err(CliError(format!("invalid address {a:?} for flag '--web.listen-address' (want HOST:PORT or :PORT)")));
+        }
+    }
+    let mut telemetry_path = raw.web_telemetry_path;
+    if !telemetry_path.starts_with('/') {
+        telemetry_path.insert(0, '/'); // as Go's path.Join does
+    }
+    Ok(Command::Run(Config {
+        listen_addresses: listen,
+        telemetry_path,
+        enable_lifecycle: raw.web_enable_lifecycle,
+        enable_admin_api: raw.web_enable_admin_api,
+        disable_consistency_check: raw.push_disable_consistency_check,
+        log_level,
+        log_json,
+    }))
+}
+
+/// The `--help` text: every flag with its default.
+pub fn help() -> String {
+    let mut s = String::from(
+        "usage: pushgateway [<flags>]\n\nThe Pushgateway: keeps the last push of each group of metrics for Prometheus to scrape.\n\nFlags:\n  -h, --help  Show this help.\n      --version  Show the version.\n",
+    );
+    for f in FLAGS {
+        let arg = if f.kind == Kind::Value { format!("--{}={}", f.name, f.default) } else { format!("--[no-]{}", f.name) };
+        s.push_str(&format!("      {arg}\n          {}\n", f.help));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match parse(&args) {
+            Ok(Command::Run(c)) => Ok(c),
+            Ok(other) => Err(format!("{other:?}")),
+            Err(e) => Err(e.0),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = run(&[]).unwrap();
+        assert_eq!(c.listen_addresses, [":9091"]);
+        assert_eq!(c.telemetry_path, "/metrics");
+        assert!(!c.disable_consistency_check && !c.log_json);
+        assert_eq!(c.log_level, log::LevelFilter::Info);
+    }
+
+    #[test]
+    fn upstream_spellings() {
+        let c = run(&[
+            "--web.listen-address=127.0.0.1:1",
+            "--web.listen-address",
+            ":2",
+            "--web.telemetry-path=/m",
+            "--push.disable-consistency-check",
+            "--log.level",
+            "debug",
+            "--log.format=json",
+            "--web.enable-admin-api=true",
+            "--no-web.enable-lifecycle",
+        ])
+        .unwrap();
+        assert_eq!(c.listen_addresses, ["127.0.0.1:1", ":2"]);
+        assert_eq!(c.telemetry_path, "/m");
+        assert!(c.disable_consistency_check && c.log_json && c.enable_admin_api && !c.enable_lifecycle);
+        assert_eq!(c.log_level, log::LevelFilter::Debug);
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        assert_eq!(run(&["--nope"]).unwrap_err(), "unknown long flag '--nope'");
+        assert!(run(&["--log.level=loud"]).unwrap_err().contains("--log.level"));
+        assert!(run(&["--log.format=xml"]).unwrap_err().contains("--log.format"));
+        assert!(run(&["--web.listen-address"]).unwrap_err().contains("--web.listen-address"));
+        assert!(run(&["--web.listen-address=nohost"]).unwrap_err().contains("--web.listen-address"));
+        assert!(run(&["--push.disable-consistency-check=maybe"]).unwrap_err().contains("--push.disable-consistency-check"));
+        assert!(run(&["stray"]).is_err());
+        assert_eq!(run(&["--help"]).unwrap_err(), "Help");
+        assert_eq!(run(&["--version"]).unwrap_err(), "Version");
+    }
+}

@@ -1,0 +1,285 @@
+//! Grouping keys: the label set named by a push URL (`/metrics/job/J/name/value...`).
+
+use crate::metric::is_label_name;
+use std::cmp::Ordering;
+use std::fmt;
+
+/// The labels that identify a group, sorted by name, `job` always among them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupingKey {
+    labels: Vec<(String, String)>,
+}
+
+/// Why a push URL names no valid group. The texts are the Go gateway's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupingError {
+    JobBase64 { partial: String, err: Base64Error },
+    OddComponents(String),
+    ImproperName(String),
+    LabelBase64 { name: String, raw: String, err: Base64Error },
+    JobRequired,
+    NotUtf8 { name: String },
+}
+
+impl fmt::Display for GroupingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupingError::JobBase64 { partial, err } => {
+                write!(f, "invalid base64 encoding in job name {partial:?}: {err}")
+            }
+            GroupingError::OddComponents(s) => {
+                write!(f, "odd number of components in label string {s:?}")
+            }
+            GroupingError::ImproperName(n) => write!(f, "improper label name {n:?}"),
+            GroupingError::LabelBase64 { name, raw, err } => {
+                write!(f, "invalid base64 encoding for label {name}={raw:?}: {err}")
+            }
+            GroupingError::JobRequired => f.write_str("job name is required"),
+            GroupingError::NotUtf8 { name } => {
+                write!(f, "the value of grouping label {name:?} is not valid UTF-8")
+            }
+        }
+    }
+}
+
+impl std::error::Error for GroupingError {}
+
+/// Go's `base64.CorruptInputError`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Base64Error(pub usize);
+
+impl fmt::Display for Base64Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "illegal base64 data at input byte {}", self.0)
+    }
+}
+
+fn b64_value(c: u8) -> Option<u8> {
+    Some(match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'-' => 62,
+        b'_' => 63,
+        _ => return None,
+    })
+}
+
+/// Decodes like the Go gateway: trailing `=` trimmed, then `RawURLEncoding` (URL-safe
+/// alphabet, no padding, CR/LF ignored, non-zero trailing bits tolerated). On error the
+/// bytes decoded so far come back too, because the Go message quotes them.
+pub fn decode_base64(s: &[u8]) -> Result<Vec<u8>, (Vec<u8>, Base64Error)> {
+    let end = s.iter().rposition(|&c| c != b'=').map_or(0, |i| i + 1);
+    let s = &s[..end];
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut quantum = [0u8; 4];
+    let mut n = 0;
+    for (i, &c) in s.iter().enumerate() {
+        if c == b'\r' || c == b'\n' {
+            continue;
+        }
+        let Some(v) = b64_value(c) else {
+            return Err((out, Base64Error(i)));
+        };
+        quantum[n] = v;
+        n += 1;
+        if n == 4 {
+            out.push(quantum[0] << 2 | quantum[1] >> 4);
+            out.push(quantum[1] << 4 | quantum[2] >> 2);
+            out.push(quantum[2] << 6 | quantum[3]);
+            n = 0;
+        }
+    }
+    match n {
+        0 => {}
+        1 => {
+            let at = s.len() - 1;
+            return Err((out, Base64Error(at)));
+        }
+        _ => {
+            out.push(quantum[0] << 2 | quantum[1] >> 4);
+            if n == 3 {
+                out.push(quantum[1] << 4 | quantum[2] >> 2);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn utf8(name: &str, v: Vec<u8>) -> Result<String, GroupingError> {
+    String::from_utf8(v).map_err(|_| GroupingError::NotUtf8 { name: name.to_string() })
+}
+
+impl GroupingKey {
+    /// Builds the key from the (percent-decoded) job segment and the rest of the path
+    /// after it (empty, or starting with `/`), following the Go gateway's `splitLabels`.
+    pub fn parse(job: &[u8], job_is_base64: bool, rest: &[u8]) -> Result<GroupingKey, GroupingError> {
+        let job = if job_is_base64 {
+            decode_base64(job).map_err(|(partial, err)| GroupingError::JobBase64 {
+                partial: String::from_utf8_lossy(&partial).into_owned(),
+                err,
+            })?
+        } else {
+            job.to_vec()
+        };
+        let mut labels: Vec<(String, String)> = Vec::new();
+        if rest.len() > 1 {
+            let parts: Vec<&[u8]> = rest.split(|&c| c == b'/').collect();
+            if parts.len() % 2 == 0 {
+                return Err(GroupingError::OddComponents(String::from_utf8_lossy(rest).into_owned()));
+            }
+            for pair in parts[1..].chunks_exact(2) {
+                let (raw_name, raw_value) = (pair[0], pair[1]);
+                let (name, b64) = match raw_name.strip_suffix(b"@base64") {
+                    Some(n) => (n, true),
+                    None => (raw_name, false),
+                };
+                let name = String::from_utf8_lossy(name).into_owned();
+                if !is_label_name(&name) || name.starts_with("__") {
+                    return Err(GroupingError::ImproperName(name));
+                }
+                let value = if b64 {
+                    decode_base64(raw_value).map_err(|(_, err)| GroupingError::LabelBase64 {
+                        name: name.clone(),
+                        raw: String::from_utf8_lossy(raw_value).into_owned(),
+                        err,
+                    })?
+                } else {
+                    raw_value.to_vec()
+                };
+                let value = utf8(&name, value)?;
+                // A later pair with the same name wins, as in a Go map.
+                match labels.iter_mut().find(|(n, _)| *n == name) {
+                    Some(slot) => slot.1 = value,
+                    None => labels.push((name, value)),
+                }
+            }
+        }
+        if job.is_empty() {
+            return Err(GroupingError::JobRequired);
+        }
+        let job = utf8("job", job)?;
+        // The job segment overrides any `job` pair in the label path.
+        labels.retain(|(n, _)| n != "job");
+        labels.push(("job".to_string(), job));
+        labels.sort();
+        Ok(GroupingKey { labels })
+    }
+
+    /// A key from labels already valid (tests, persistence); `job` must be present.
+    pub fn from_labels(mut labels: Vec<(String, String)>) -> GroupingKey {
+        labels.sort();
+        labels.dedup_by(|a, b| a.0 == b.0);
+        GroupingKey { labels }
+    }
+
+    pub fn labels(&self) -> &[(String, String)] {
+        &self.labels
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.labels.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The Go gateway's map key: names and values joined by 0xFF bytes. Groups are listed
+    /// in the byte order of this string.
+    pub fn id(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, (n, v)) in self.labels.iter().enumerate() {
+            if i > 0 {
+                out.push(0xFF);
+            }
+            out.extend_from_slice(n.as_bytes());
+            out.push(0xFF);
+            out.extend_from_slice(v.as_bytes());
+        }
+        out
+    }
+}
+
+impl Ord for GroupingKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.id().cmp(&other.id())
+    }
+}
+
+impl PartialOrd for GroupingKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(job: &str, rest: &str) -> Result<Vec<(String, String)>, String> {
+        GroupingKey::parse(job.as_bytes(), false, rest.as_bytes())
+            .map(|k| k.labels().to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn base64_is_lenient_like_go() {
+        for s in ["YQ", "YQ==", "YQ===", "YR"] {
+            assert_eq!(decode_base64(s.as_bytes()).unwrap(), b"a", "{s}");
+        }
+        assert_eq!(decode_base64(b"=").unwrap(), b"");
+        assert_eq!(decode_base64(b"L3RtcC8_Pw==").unwrap(), b"/tmp/??");
+        assert_eq!(decode_base64(b"Lz8+").unwrap_err().1, Base64Error(3));
+        assert_eq!(decode_base64(b"YQ=Y").unwrap_err().1, Base64Error(2));
+        assert_eq!(decode_base64(b"!!!!").unwrap_err().1, Base64Error(0));
+        assert_eq!(decode_base64(b"YWJjZ").unwrap_err(), (b"abc".to_vec(), Base64Error(4)));
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(key("j", ""), Ok(pairs(&[("job", "j")])));
+        assert_eq!(key("j", "/"), Ok(pairs(&[("job", "j")])));
+        assert_eq!(key("j", "/a/1/a/2"), Ok(pairs(&[("a", "2"), ("job", "j")])));
+        assert_eq!(key("a", "/job/b"), Ok(pairs(&[("job", "a")])));
+        assert_eq!(key("ts", "/foo/"), Ok(pairs(&[("foo", ""), ("job", "ts")])));
+        assert_eq!(key("j", "/y/1/y@base64/Mg"), Ok(pairs(&[("job", "j"), ("y", "2")])));
+        assert_eq!(key("j", "/lab@base64/="), Ok(pairs(&[("job", "j"), ("lab", "")])));
+        assert_eq!(key("j", "/lab/a+b c"), Ok(pairs(&[("job", "j"), ("lab", "a+b c")])));
+        assert_eq!(
+            key("j", "/a/b/c").unwrap_err(),
+            "odd number of components in label string \"/a/b/c\""
+        );
+        assert_eq!(key("j", "/instance/i/").unwrap_err(), "odd number of components in label string \"/instance/i/\"");
+        assert_eq!(key("j", "/a-b/c").unwrap_err(), "improper label name \"a-b\"");
+        assert_eq!(key("j", "/__a/c").unwrap_err(), "improper label name \"__a\"");
+        assert_eq!(key("j", "/@base64/YQ").unwrap_err(), "improper label name \"\"");
+        assert_eq!(
+            key("j", "/lab@base64/a+b").unwrap_err(),
+            "invalid base64 encoding for label lab=\"a+b\": illegal base64 data at input byte 1"
+        );
+        assert!(key("j", "/v@base64/__4").unwrap_err().contains("not valid UTF-8"));
+        assert!(GroupingKey::parse(b"\xff", false, b"").is_err());
+    }
+
+    #[test]
+    fn base64_jobs() {
+        let k = GroupingKey::parse(b"L3Zhci90bXA", true, b"").unwrap();
+        assert_eq!(k.get("job"), Some("/var/tmp"));
+        assert_eq!(GroupingKey::parse(b"=", true, b"").unwrap_err(), GroupingError::JobRequired);
+        assert_eq!(
+            GroupingKey::parse(b"!x!", true, b"/instance/i").unwrap_err().to_string(),
+            "invalid base64 encoding in job name \"\": illegal base64 data at input byte 0"
+        );
+    }
+
+    #[test]
+    fn id_orders_like_go() {
+        let a = GroupingKey::from_labels(pairs(&[("job", "a")]));
+        let ab = GroupingKey::from_labels(pairs(&[("job", "ab")]));
+        // 0xFF sorts after every UTF-8 byte, so "a" + 0xFF... > "ab".
+        let a_i = GroupingKey::from_labels(pairs(&[("instance", "x"), ("job", "a")]));
+        assert!(a_i < a && ab < GroupingKey::from_labels(pairs(&[("job", "b")])));
+        assert_eq!(a.id(), b"job\xffa");
+    }
+}

@@ -1,0 +1,170 @@
+//! The HTTP edge, the only module that knows tide: listeners, our own accept loop with
+//! TCP_NODELAY, and the translation between tide and `service` requests and responses.
+
+use crate::service::{Body, Request, Response, Service};
+use async_std::io::Read;
+use async_std::net::{TcpListener, TcpStream};
+use async_std::task;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// Counts requests being handled, so that shutdown can wait for them.
+#[derive(Default)]
+pub struct Activity {
+    in_flight: AtomicUsize,
+    closing: AtomicBool,
+}
+
+impl Activity {
+    /// Stops taking new connections and waits (up to `limit`) for requests in flight.
+    pub async fn drain(&self, limit: Duration) {
+        self.closing.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + limit;
+        while self.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            task::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Binds every address; `:PORT` means all interfaces (IPv6 and IPv4 where possible).
+pub async fn bind(addresses: &[String]) -> Result<Vec<TcpListener>, String> {
+    let mut listeners = Vec::new();
+    for a in addresses {
+        let listener = match a.strip_prefix(':') {
+            Some(port) => match TcpListener::bind(format!("[::]:{port}")).await {
+                Ok(l) => Ok(l),
+                Err(_) => TcpListener::bind(format!("0.0.0.0:{port}")).await,
+            },
+            None => TcpListener::bind(a.as_str()).await,
+        };
+        listeners.push(listener.map_err(|e| format!("listen tcp {a}: {e}"))?);
+    }
+    Ok(listeners)
+}
+
+/// Runs the accept loops until the process ends.
+pub fn serve(listeners: Vec<TcpListener>, service: Arc<Service>, activity: Arc<Activity>) {
+    let mut app = tide::with_state(State { service, activity: activity.clone() });
+    app.at("").all(endpoint);
+    app.at("*").all(endpoint);
+    for listener in listeners {
+        let app = app.clone();
+        let activity = activity.clone();
+        task::spawn(async move {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        log::warn!("accept failed: {e}");
+                        task::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if activity.closing.load(Ordering::SeqCst) {
+                    continue;
+                }
+                task::spawn(connection(app.clone(), stream));
+            }
+        });
+    }
+}
+
+async fn connection(app: tide::Server<State>, stream: TcpStream) {
+    // Without this every keep-alive response waits for the peer's delayed ACK (~40 ms).
+    let _ = stream.set_nodelay(true);
+    let remote = stream.peer_addr().ok();
+    let result = async_h1::accept(stream, |mut req| {
+        let app = app.clone();
+        if let Some(addr) = remote {
+            req.set_peer_addr(Some(addr));
+        }
+        async move { app.respond(req).await }
+    })
+    .await;
+    if let Err(e) = result {
+        log::debug!("connection error: {e}");
+    }
+}
+
+#[derive(Clone)]
+struct State {
+    service: Arc<Service>,
+    activity: Arc<Activity>,
+}
+
+async fn endpoint(mut req: tide::Request<State>) -> tide::Result {
+    let activity = req.state().activity.clone();
+    activity.in_flight.fetch_add(1, Ordering::SeqCst);
+    let result = handle(&mut req).await;
+    activity.in_flight.fetch_sub(1, Ordering::SeqCst);
+    result
+}
+
+async fn handle(req: &mut tide::Request<State>) -> tide::Result {
+    let body = match req.body_bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            let mut res = tide::Response::new(400);
+            res.set_body(format!("{e}\n"));
+            return Ok(res);
+        }
+    };
+    let url = req.url();
+    let request = Request {
+        method: req.method().to_string(),
+        path: url.path().to_string(),
+        query: url.query().map(str::to_string),
+        body,
+        remote: req.peer_addr().map(str::to_string),
+    };
+    let service = req.state().service.clone();
+    let response = service.handle(request);
+    Ok(to_tide(response))
+}
+
+fn to_tide(r: Response) -> tide::Response {
+    let mut res = tide::Response::new(r.status);
+    for (name, value) in &r.headers {
+        res.insert_header(*name, value.as_str());
+    }
+    match r.body {
+        Body::Empty => {}
+        Body::Bytes(b) => res.set_body(b),
+        Body::Chunks(chunks) => {
+            let len = chunks.iter().map(|c| c.len()).sum();
+            let reader = ChunkReader { chunks, index: 0, offset: 0 };
+            res.set_body(tide::Body::from_reader(async_std::io::BufReader::new(reader), Some(len)));
+        }
+    }
+    res
+}
+
+/// Streams the scrape's blocks without first copying them into one buffer.
+struct ChunkReader {
+    chunks: Vec<Arc<[u8]>>,
+    index: usize,
+    offset: usize,
+}
+
+impl Read for ChunkReader {
+    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        while let Some(chunk) = this.chunks.get(this.index) {
+            let rest = &chunk[this.offset..];
+            if rest.is_empty() {
+                this.index += 1;
+                this.offset = 0;
+                continue;
+            }
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            this.offset += n;
+            return Poll::Ready(Ok(n));
+        }
+        Poll::Ready(Ok(0))
+    }
+}

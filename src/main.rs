@@ -1,0 +1,99 @@
+//! The daemon: flags, logging, store, HTTP listeners, and graceful shutdown on signals.
+
+mod api;
+mod cli;
+mod expose;
+mod float;
+mod grouping;
+mod http;
+mod logger;
+mod metric;
+mod parse;
+mod route;
+mod selfmetrics;
+mod service;
+mod store;
+
+use async_std::channel;
+use async_std::io::ReadExt;
+use async_std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match cli::parse(&args) {
+        Ok(cli::Command::Run(c)) => c,
+        Ok(cli::Command::Help) => {
+            print!("{}", cli::help());
+            return;
+        }
+        Ok(cli::Command::Version) => {
+            println!("pushgateway, version {} (rust)", selfmetrics::VERSION);
+            return;
+        }
+        Err(e) => {
+            eprintln!("pushgateway: error: {e}, try --help");
+            std::process::exit(2);
+        }
+    };
+    logger::init(config.log_level, config.log_json);
+    std::process::exit(async_std::task::block_on(run(config)));
+}
+
+async fn run(config: cli::Config) -> i32 {
+    log::info!("starting pushgateway version={}", selfmetrics::VERSION);
+    let (quit_tx, quit_rx) = channel::bounded::<&'static str>(4);
+    let store = Arc::new(store::Store::new());
+    let settings = service::Settings {
+        routes: route::RouteConfig {
+            telemetry_path: config.telemetry_path.clone(),
+            enable_admin: config.enable_admin_api,
+            enable_lifecycle: config.enable_lifecycle,
+        },
+        disable_consistency_check: config.disable_consistency_check,
+        flags: config.flag_values(),
+    };
+    let tx = quit_tx.clone();
+    let quit = Box::new(move || {
+        let _ = tx.try_send("quit requested over HTTP");
+    });
+    let service = Arc::new(service::Service::new(store, settings, quit));
+    let listeners = match http::bind(&config.listen_addresses).await {
+        Ok(l) => l,
+        Err(e) => {
+            // The Go gateway exits 0 here; a supervisor must see the failure.
+            log::error!("HTTP server stopped: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = watch_signals(quit_tx) {
+        log::warn!("cannot watch termination signals: {e}");
+    }
+    let activity = Arc::new(http::Activity::default());
+    for a in &config.listen_addresses {
+        log::info!("listening on address={a}");
+    }
+    http::serve(listeners, service, activity.clone());
+    let reason = quit_rx.recv().await.unwrap_or("shutdown");
+    log::info!("{reason}, shutting down");
+    activity.drain(Duration::from_secs(10)).await;
+    log::info!("see you next time!");
+    0
+}
+
+/// Forwards SIGTERM and SIGINT into the shutdown channel through a self-pipe.
+fn watch_signals(tx: channel::Sender<&'static str>) -> std::io::Result<()> {
+    let (read, write) = std::os::unix::net::UnixStream::pair()?;
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::low_level::pipe::register(sig, write.try_clone()?)?;
+    }
+    let mut read = UnixStream::from(read);
+    async_std::task::spawn(async move {
+        let mut byte = [0u8];
+        if read.read(&mut byte).await.is_ok() {
+            let _ = tx.send("received a termination signal").await;
+        }
+    });
+    Ok(())
+}

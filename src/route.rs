@@ -1,0 +1,250 @@
+//! URL routing with the Go gateway's rules: percent-decoding, path cleaning redirects,
+//! trailing-slash and case redirects, 404 and 405 with `Allow`.
+
+/// What a request path and method resolve to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// PUT, POST or DELETE on `/metrics/job[@base64]/<job>[<rest>]`.
+    Push { job: Vec<u8>, job_base64: bool, rest: Vec<u8> },
+    Scrape,
+    Healthy,
+    Ready,
+    ApiMetrics,
+    ApiStatus,
+    /// OPTIONS on anything under `/api/v1/` (CORS preflight).
+    ApiOptions,
+    Wipe,
+    Quit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    Route(Route),
+    Redirect { status: u16, location: String },
+    /// OPTIONS on a known path: 200 with this `Allow`.
+    Options(&'static str),
+    MethodNotAllowed { allow: &'static str },
+    /// The Go gateway's own text for `GET /-/quit`.
+    QuitWrongMethod,
+    NotFound,
+    /// An invalid percent escape: refused before routing, as Go's server does.
+    BadRequest,
+}
+
+/// Which optional routes exist.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub telemetry_path: String,
+    pub enable_admin: bool,
+    pub enable_lifecycle: bool,
+}
+
+const PUSH_ALLOW: &str = "DELETE, OPTIONS, POST, PUT";
+const GET_ALLOW: &str = "GET, OPTIONS";
+
+/// Decodes `%XX` escapes; `+` stays a plus. `None` on a malformed escape.
+pub fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let h = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Go's `path.Clean` for rooted paths, keeping a trailing slash as `net/http` does.
+fn clean(path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for seg in path.split(|&c| c == b'/') {
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for p in &parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    let ends_dir = path.ends_with(b"/") || path.ends_with(b"/.") || path.ends_with(b"/..");
+    if out.is_empty() || (ends_dir && !out.ends_with(b"/")) {
+        out.push(b'/');
+    }
+    out
+}
+
+/// Escapes a decoded path for a `Location` header.
+fn escape_path(path: &[u8]) -> String {
+    let mut s = String::with_capacity(path.len());
+    for &c in path {
+        if c.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&c) {
+            s.push(c as char);
+        } else {
+            s.push_str(&format!("%{c:02X}"));
+        }
+    }
+    s
+}
+
+fn with_query(path: String, query: Option<&str>) -> String {
+    match query {
+        Some(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path,
+    }
+}
+
+/// Resolves `method` on the raw (still percent-encoded) path.
+pub fn resolve(method: &str, raw_path: &str, query: Option<&str>, cfg: &RouteConfig) -> Resolved {
+    let Some(path) = percent_decode(raw_path) else { return Resolved::BadRequest };
+    let cleaned = clean(&path);
+    if cleaned != path {
+        return Resolved::Redirect { status: 301, location: with_query(escape_path(&cleaned), query) };
+    }
+    let redirect_status = if method == "GET" { 301 } else { 307 };
+    if let Some(r) = resolve_exact(method, &path, cfg) {
+        return r;
+    }
+    // httprouter's repairs: a trailing slash too many or too few, or the wrong case.
+    let candidates = [
+        path.strip_suffix(b"/").map(<[u8]>::to_vec),
+        Some([path.as_slice(), b"/"].concat()),
+        Some(path.to_ascii_lowercase()),
+    ];
+    for c in candidates.into_iter().flatten() {
+        if c != path && resolve_exact(method, &c, cfg).is_some() {
+            return Resolved::Redirect { status: redirect_status, location: with_query(escape_path(&c), query) };
+        }
+    }
+    Resolved::NotFound
+}
+
+fn for_methods(method: &str, allow: &'static str, routes: &[(&str, Route)]) -> Resolved {
+    match routes.iter().find(|(m, _)| *m == method) {
+        Some((_, r)) => Resolved::Route(r.clone()),
+        None if method == "OPTIONS" => Resolved::Options(allow),
+        None => Resolved::MethodNotAllowed { allow },
+    }
+}
+
+fn resolve_exact(method: &str, path: &[u8], cfg: &RouteConfig) -> Option<Resolved> {
+    if let Some(r) = resolve_push(method, path) {
+        return Some(r);
+    }
+    if path == cfg.telemetry_path.as_bytes() {
+        return Some(for_methods(method, GET_ALLOW, &[("GET", Route::Scrape)]));
+    }
+    Some(match path {
+        b"/-/healthy" => for_methods(method, GET_ALLOW, &[("GET", Route::Healthy)]),
+        b"/-/ready" => for_methods(method, GET_ALLOW, &[("GET", Route::Ready)]),
+        b"/-/quit" => match method {
+            "PUT" | "POST" => Resolved::Route(Route::Quit),
+            "GET" => Resolved::QuitWrongMethod,
+            "OPTIONS" => Resolved::Options("OPTIONS, POST, PUT"),
+            _ => Resolved::MethodNotAllowed { allow: "OPTIONS, POST, PUT" },
+        },
+        b"/api/v1" => Resolved::Redirect { status: 301, location: "/api/v1/".into() },
+        p if p.starts_with(b"/api/v1/") => resolve_api(method, &p[7..], cfg)?,
+        _ => return None,
+    })
+}
+
+fn resolve_api(method: &str, sub: &[u8], cfg: &RouteConfig) -> Option<Resolved> {
+    if method == "OPTIONS" {
+        return Some(Resolved::Route(Route::ApiOptions));
+    }
+    Some(match sub {
+        b"/metrics" => for_methods(method, GET_ALLOW, &[("GET", Route::ApiMetrics)]),
+        b"/status" => for_methods(method, GET_ALLOW, &[("GET", Route::ApiStatus)]),
+        b"/admin/wipe" if cfg.enable_admin => for_methods(method, "OPTIONS, PUT", &[("PUT", Route::Wipe)]),
+        _ => return None,
+    })
+}
+
+fn resolve_push(method: &str, path: &[u8]) -> Option<Resolved> {
+    let (after, job_base64) = if let Some(a) = path.strip_prefix(b"/metrics/job/") {
+        (a, false)
+    } else if let Some(a) = path.strip_prefix(b"/metrics/job@base64/") {
+        (a, true)
+    } else {
+        return None;
+    };
+    let (job, rest) = match after.iter().position(|&c| c == b'/') {
+        Some(i) => (&after[..i], &after[i..]),
+        None => (after, &b""[..]),
+    };
+    if job.is_empty() {
+        return None;
+    }
+    let route = Route::Push { job: job.to_vec(), job_base64, rest: rest.to_vec() };
+    let routes = [("PUT", route.clone()), ("POST", route.clone()), ("DELETE", route)];
+    Some(for_methods(method, PUSH_ALLOW, &routes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> RouteConfig {
+        RouteConfig { telemetry_path: "/metrics".into(), enable_admin: false, enable_lifecycle: false }
+    }
+
+    fn r(method: &str, path: &str) -> Resolved {
+        resolve(method, path, None, &cfg())
+    }
+
+    fn redirect(status: u16, location: &str) -> Resolved {
+        Resolved::Redirect { status, location: location.into() }
+    }
+
+    #[test]
+    fn push_paths() {
+        let push = |job: &str, rest: &str, b64| {
+            Resolved::Route(Route::Push { job: job.into(), job_base64: b64, rest: rest.into() })
+        };
+        assert_eq!(r("PUT", "/metrics/job/j"), push("j", "", false));
+        assert_eq!(r("POST", "/metrics/job/j/a/b"), push("j", "/a/b", false));
+        assert_eq!(r("DELETE", "/metrics/job@base64/YQ/"), push("YQ", "/", true));
+        assert_eq!(r("PUT", "/metrics/job/j/v/a+b%20c"), push("j", "/v/a+b c", false));
+        assert_eq!(r("PUT", "/metrics/job/a%2Fb"), push("a", "/b", false));
+        assert_eq!(r("PUT", "/metrics/%6Aob/j"), push("j", "", false));
+        assert_eq!(r("GET", "/metrics/job/j"), Resolved::MethodNotAllowed { allow: PUSH_ALLOW });
+        assert_eq!(r("HEAD", "/metrics/job/j"), Resolved::MethodNotAllowed { allow: PUSH_ALLOW });
+        assert_eq!(r("OPTIONS", "/metrics/job/j"), Resolved::Options(PUSH_ALLOW));
+    }
+
+    #[test]
+    fn go_router_quirks() {
+        assert_eq!(r("PUT", "/metrics/job"), Resolved::NotFound);
+        assert_eq!(r("PUT", "/metrics/job/"), redirect(307, "/metrics/job"));
+        assert_eq!(r("PUT", "/metrics"), Resolved::MethodNotAllowed { allow: GET_ALLOW });
+        assert_eq!(r("HEAD", "/metrics"), Resolved::MethodNotAllowed { allow: GET_ALLOW });
+        assert_eq!(r("PUT", "/metrics/job//a/b"), redirect(301, "/metrics/job/a/b"));
+        assert_eq!(r("PUT", "/metrics/job/j/../k"), redirect(301, "/metrics/job/k"));
+        assert_eq!(r("GET", "/METRICS"), redirect(301, "/metrics"));
+        assert_eq!(r("GET", "/api/v1"), redirect(301, "/api/v1/"));
+        assert_eq!(r("PUT", "/metrics/job/j/v/%zz"), Resolved::BadRequest);
+        assert_eq!(r("GET", "/nope"), Resolved::NotFound);
+        assert_eq!(r("GET", "/api/v1/nope"), Resolved::NotFound);
+        assert_eq!(r("PUT", "/metrics/jobs/j"), Resolved::NotFound);
+        assert_eq!(r("PUT", "/api/v1/admin/wipe"), Resolved::NotFound);
+        assert_eq!(r("OPTIONS", "/api/v1/x"), Resolved::Route(Route::ApiOptions));
+        assert_eq!(r("POST", "/api/v1/status"), Resolved::MethodNotAllowed { allow: GET_ALLOW });
+        assert_eq!(r("GET", "/-/quit"), Resolved::QuitWrongMethod);
+        assert_eq!(
+            resolve("GET", "/a//b", Some("x=1"), &cfg()),
+            redirect(301, "/a/b?x=1")
+        );
+    }
+}

@@ -1,0 +1,574 @@
+//! The group store: a lock-striped map of groups, plus the cross-group family index that
+//! checks and applies a push in time proportional to the push, not to the store.
+
+use crate::expose;
+use crate::grouping::GroupingKey;
+use crate::metric::{Labels, Metric, MetricType, Value, is_label_name};
+use crate::parse::ParsedFamily;
+use crate::selfmetrics::{self, own_family};
+use std::borrow::Borrow;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::SystemTime;
+
+pub const PUSH_TIME: &str = "push_time_seconds";
+pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
+pub const PUSH_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway succeeded.";
+pub const PUSH_FAILURE_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway failed.";
+
+const STRIPES: usize = 64;
+
+/// One family as stored in one group.
+#[derive(Debug)]
+pub struct StoredFamily {
+    pub name: Arc<str>,
+    pub help: Option<Arc<str>>,
+    pub mtype: MetricType,
+    /// In push order, each with its complete sorted label set.
+    pub metrics: Vec<Arc<Metric>>,
+    /// When the push that last wrote this family arrived.
+    pub pushed_at: SystemTime,
+}
+
+/// A group: the families last pushed under one grouping key. Immutable once published;
+/// a push builds a new one that shares the families it does not touch.
+#[derive(Debug)]
+pub struct Group {
+    pub key: GroupingKey,
+    id: u64,
+    pub families: BTreeMap<Arc<str>, Arc<StoredFamily>>,
+}
+
+impl Group {
+    /// The value of one of the two timestamp gauges (0 when absent or not a gauge).
+    pub fn timestamp(&self, name: &str) -> f64 {
+        let first = self.families.get(name).and_then(|f| f.metrics.first());
+        match first.map(|m| &m.value) {
+            Some(Value::Gauge(v) | Value::Counter(v) | Value::Untyped(v)) => *v,
+            _ => 0.0,
+        }
+    }
+
+    /// As the Go gateway decides it: the last push failed iff the failure time is later.
+    pub fn last_push_successful(&self) -> bool {
+        self.timestamp(PUSH_FAILURE_TIME) <= self.timestamp(PUSH_TIME)
+    }
+}
+
+/// PUT replaces the whole group, POST only the families it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Replace,
+    Add,
+}
+
+/// Why a parsed push was refused. Such a push changes nothing but the group's
+/// `push_failure_time_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushError {
+    Timestamps,
+    Inconsistent(Vec<String>),
+}
+
+impl fmt::Display for PushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("pushed metrics are invalid or inconsistent with existing metrics: ")?;
+        match self {
+            PushError::Timestamps => f.write_str("pushed metrics must not have timestamps"),
+            PushError::Inconsistent(errs) if errs.len() == 1 => f.write_str(&errs[0]),
+            PushError::Inconsistent(errs) => {
+                write!(f, "{} error(s) occurred:", errs.len())?;
+                for e in errs {
+                    write!(f, "\n* {e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for PushError {}
+
+/// Orders stored metrics by label set inside a family index, so that the index is at the
+/// same time the exposition order and the uniqueness check.
+#[derive(Clone, Debug)]
+struct SeriesKey(Arc<Metric>);
+
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.labels == other.0.labels
+    }
+}
+impl Eq for SeriesKey {}
+impl Ord for SeriesKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.labels.cmp(&other.0.labels)
+    }
+}
+impl PartialOrd for SeriesKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Borrow<Labels> for SeriesKey {
+    fn borrow(&self) -> &Labels {
+        &self.0.labels
+    }
+}
+
+/// All groups' metrics of one name, merged as a scrape shows them.
+struct FamilyIndex {
+    name: Arc<str>,
+    mtype: MetricType,
+    /// Every series of this name in the store, with the id of the group holding it.
+    series: BTreeMap<SeriesKey, u64>,
+    /// Distinct HELP texts with the number of groups using each.
+    helps: Vec<(Option<Arc<str>>, usize)>,
+    /// HELP of the most recent push, shown while some group still has it.
+    latest_help: Option<Arc<str>>,
+    /// The rendered text of this family; `None` after a change.
+    block: Option<Arc<[u8]>>,
+}
+
+impl FamilyIndex {
+    /// The HELP a scrape shows: the newest pushed text still in use, else the smallest one.
+    /// (The Go gateway shows whichever group its map iteration meets first.)
+    fn help(&self) -> Option<&Arc<str>> {
+        if self.helps.iter().any(|(h, n)| *n > 0 && h == &self.latest_help) {
+            return self.latest_help.as_ref();
+        }
+        self.helps.iter().filter(|(_, n)| *n > 0).map(|(h, _)| h).min().and_then(|h| h.as_ref())
+    }
+
+    fn intern_help(&self, help: Option<Arc<str>>) -> Option<Arc<str>> {
+        let found = self.helps.iter().find(|(h, _)| *h == help);
+        match found {
+            Some((h, _)) => h.clone(),
+            None => help,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Index {
+    families: BTreeMap<Arc<str>, FamilyIndex>,
+    next_group_id: u64,
+}
+
+/// What one write puts into a group: a family name and what it becomes.
+struct Write {
+    name: Arc<str>,
+    help: Option<Arc<str>>,
+    mtype: MetricType,
+    metrics: Vec<Arc<Metric>>,
+}
+
+pub struct Store {
+    stripes: Box<[RwLock<HashMap<GroupingKey, Arc<Group>>>]>,
+    index: Mutex<Index>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+/// The label set every metric of a group carries: body labels, overwritten and completed
+/// by the grouping labels, plus `instance=""` when there is no instance (the Go gateway's
+/// `sanitizeLabels`), sorted by name.
+fn sanitized_labels<'a>(key: &'a GroupingKey, body: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(&'a str, &'a str)> {
+    let mut labels: Vec<(&str, &str)> = key.labels().iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    for (n, v) in body {
+        if key.get(n).is_none() {
+            labels.push((n, v));
+        }
+    }
+    if !labels.iter().any(|(n, _)| *n == "instance") {
+        labels.push(("instance", ""));
+    }
+    labels.sort_by(|a, b| a.0.cmp(b.0));
+    labels
+}
+
+fn describe(name: &str, m: &Metric) -> String {
+    format!("collected metric {name:?} {:?}", m.labels)
+}
+
+fn timestamp_gauge(key: &GroupingKey, value: f64) -> Arc<Metric> {
+    let labels = sanitized_labels(key, std::iter::empty());
+    Arc::new(Metric { labels: Labels::from_sorted(labels), value: Value::Gauge(value) })
+}
+
+impl Store {
+    pub fn new() -> Store {
+        Store {
+            stripes: (0..STRIPES).map(|_| RwLock::new(HashMap::new())).collect(),
+            index: Mutex::new(Index::default()),
+        }
+    }
+
+    fn stripe(&self, key: &GroupingKey) -> &RwLock<HashMap<GroupingKey, Arc<Group>>> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        &self.stripes[h.finish() as usize % STRIPES]
+    }
+
+    fn lock_index(&self) -> MutexGuard<'_, Index> {
+        // A panic while holding the lock cannot leave the index half-updated in a way
+        // later requests could not use, so keep serving rather than poisoning every request.
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn group(&self, key: &GroupingKey) -> Option<Arc<Group>> {
+        let stripe = self.stripe(key).read().unwrap_or_else(|e| e.into_inner());
+        stripe.get(key).cloned()
+    }
+
+    /// Every group, in the Go gateway's order of grouping-key strings.
+    pub fn groups(&self) -> Vec<Arc<Group>> {
+        let mut all: Vec<Arc<Group>> = Vec::new();
+        for s in self.stripes.iter() {
+            all.extend(s.read().unwrap_or_else(|e| e.into_inner()).values().cloned());
+        }
+        all.sort_by_cached_key(|g| g.key.id());
+        all
+    }
+
+    fn publish(&self, group: Group) {
+        let mut stripe = self.stripe(&group.key).write().unwrap_or_else(|e| e.into_inner());
+        stripe.insert(group.key.clone(), Arc::new(group));
+    }
+
+    fn unpublish(&self, key: &GroupingKey) -> Option<Arc<Group>> {
+        let mut stripe = self.stripe(key).write().unwrap_or_else(|e| e.into_inner());
+        stripe.remove(key)
+    }
+
+    /// Applies a parsed push to the group `key` at time `now`, or refuses it with the
+    /// reason and records the failure time, exactly where the Go gateway would.
+    pub fn push(&self, key: &GroupingKey, families: Vec<ParsedFamily<'_>>, mode: Mode, now: SystemTime) -> Result<(), PushError> {
+        if families.iter().any(|f| f.metrics.iter().any(|m| m.timestamp_ms.is_some())) {
+            self.record_failure(key, now);
+            return Err(PushError::Timestamps);
+        }
+        // Everything that depends on the push alone happens before taking the lock.
+        let (writes, pushed_failure, errors) = prepare(key, families);
+        let mut index = self.lock_index();
+        let existing = self.group(key);
+        let mut writes = writes;
+        let now_s = selfmetrics::unix_seconds(now);
+        writes.push(Write {
+            name: PUSH_TIME.into(),
+            help: Some(PUSH_TIME_HELP.into()),
+            mtype: MetricType::Gauge,
+            metrics: vec![timestamp_gauge(key, now_s)],
+        });
+        // The gateway's zero failure gauge only goes into a group that has none; a pushed
+        // failure family replaces an existing one (a Go gateway quirk kept for parity).
+        let has_failure = existing.as_ref().is_some_and(|g| g.families.contains_key(PUSH_FAILURE_TIME));
+        match (has_failure, pushed_failure) {
+            (true, Some(w)) => writes.push(w),
+            (true, None) => {}
+            (false, _) => writes.push(Write {
+                name: PUSH_FAILURE_TIME.into(),
+                help: Some(PUSH_FAILURE_TIME_HELP.into()),
+                mtype: MetricType::Gauge,
+                metrics: vec![timestamp_gauge(key, 0.0)],
+            }),
+        }
+        let removed = removed_families(existing.as_deref(), &writes, mode);
+        let mut errors = errors;
+        if errors.is_empty() {
+            errors = check(&index, existing.as_deref(), &removed, &writes);
+        }
+        if !errors.is_empty() {
+            self.record_failure_locked(&mut index, key, existing, now);
+            return Err(PushError::Inconsistent(errors));
+        }
+        self.apply(&mut index, key, existing, &removed, writes, now);
+        Ok(())
+    }
+
+    /// Removes the group `key` (nothing if there is none).
+    pub fn delete(&self, key: &GroupingKey) {
+        let mut index = self.lock_index();
+        if let Some(g) = self.unpublish(key) {
+            for fam in g.families.values() {
+                unindex(&mut index, fam);
+            }
+        }
+    }
+
+    /// Removes every group.
+    pub fn wipe(&self) {
+        for g in self.groups() {
+            self.delete(&g.key);
+        }
+    }
+
+    fn record_failure(&self, key: &GroupingKey, now: SystemTime) {
+        let mut index = self.lock_index();
+        let existing = self.group(key);
+        self.record_failure_locked(&mut index, key, existing, now);
+    }
+
+    /// Sets the failure time of the group, creating the group if needed, unless that would
+    /// itself make the store inconsistent (the Go gateway would store it anyway and then
+    /// fail every scrape and push until the group is deleted).
+    fn record_failure_locked(&self, index: &mut Index, key: &GroupingKey, existing: Option<Arc<Group>>, now: SystemTime) {
+        let mut writes = vec![Write {
+            name: PUSH_FAILURE_TIME.into(),
+            help: Some(PUSH_FAILURE_TIME_HELP.into()),
+            mtype: MetricType::Gauge,
+            metrics: vec![timestamp_gauge(key, selfmetrics::unix_seconds(now))],
+        }];
+        if existing.as_ref().is_none_or(|g| !g.families.contains_key(PUSH_TIME)) {
+            writes.push(Write {
+                name: PUSH_TIME.into(),
+                help: Some(PUSH_TIME_HELP.into()),
+                mtype: MetricType::Gauge,
+                metrics: vec![timestamp_gauge(key, 0.0)],
+            });
+        }
+        let removed = removed_families(existing.as_deref(), &writes, Mode::Add);
+        if check(index, existing.as_deref(), &removed, &writes).is_empty() {
+            self.apply(index, key, existing, &removed, writes, now);
+        }
+    }
+
+    fn apply(&self, index: &mut Index, key: &GroupingKey, existing: Option<Arc<Group>>, removed: &[Arc<StoredFamily>], writes: Vec<Write>, now: SystemTime) {
+        for fam in removed {
+            unindex(index, fam);
+        }
+        let (id, mut families) = match existing {
+            Some(g) => (g.id, g.families.clone()),
+            None => {
+                index.next_group_id += 1;
+                (index.next_group_id, BTreeMap::new())
+            }
+        };
+        for fam in removed {
+            families.remove(&fam.name);
+        }
+        for w in writes {
+            let fi = index.families.entry(w.name.clone()).or_insert_with(|| FamilyIndex {
+                name: w.name.clone(),
+                mtype: w.mtype,
+                series: BTreeMap::new(),
+                helps: Vec::new(),
+                latest_help: None,
+                block: None,
+            });
+            fi.mtype = w.mtype;
+            let help = fi.intern_help(w.help);
+            match fi.helps.iter_mut().find(|(h, _)| *h == help) {
+                Some(slot) => slot.1 += 1,
+                None => fi.helps.push((help.clone(), 1)),
+            }
+            fi.latest_help = help.clone();
+            for m in &w.metrics {
+                fi.series.insert(SeriesKey(m.clone()), id);
+            }
+            fi.block = None;
+            let fam = StoredFamily { name: fi.name.clone(), help, mtype: w.mtype, metrics: w.metrics, pushed_at: now };
+            families.insert(fi.name.clone(), Arc::new(fam));
+        }
+        self.publish(Group { key: key.clone(), id, families });
+    }
+
+    /// The scrape: each family's text (rebuilt only where something changed since the
+    /// last scrape), merged with the gateway's own families, sorted by name.
+    pub fn expose(&self, own: Vec<selfmetrics::Gathered>) -> Vec<Arc<[u8]>> {
+        let mut index = self.lock_index();
+        let mut own = own.into_iter().peekable();
+        let mut out = Vec::with_capacity(index.families.len() + 16);
+        for fi in index.families.values_mut() {
+            while let Some(o) = own.next_if(|o| o.family.name < &*fi.name) {
+                out.push(expose::render_own(&o, std::iter::empty()).into());
+            }
+            if let Some(o) = own.next_if(|o| o.family.name == &*fi.name) {
+                // A pushed family of an own name shares one block, with the gateway's HELP.
+                out.push(expose::render_own(&o, fi.series.keys().map(|k| &*k.0)).into());
+                continue;
+            }
+            if fi.block.is_none() {
+                let help = fi.help().cloned();
+                let text = expose::render_family(&fi.name, help.as_deref(), fi.mtype, fi.series.keys().map(|k| &*k.0));
+                fi.block = Some(text.into());
+            }
+            if let Some(b) = &fi.block {
+                out.push(b.clone());
+            }
+        }
+        for o in own {
+            out.push(expose::render_own(&o, std::iter::empty()).into());
+        }
+        out
+    }
+}
+
+/// The families of `existing` a write removes: for PUT all but the two timestamp gauges,
+/// for POST those it names; plus any family a write replaces.
+fn removed_families(existing: Option<&Group>, writes: &[Write], mode: Mode) -> Vec<Arc<StoredFamily>> {
+    let Some(g) = existing else { return Vec::new() };
+    let written: HashSet<&str> = writes.iter().map(|w| &*w.name).collect();
+    g.families
+        .values()
+        .filter(|f| {
+            written.contains(&*f.name)
+                || (mode == Mode::Replace && &*f.name != PUSH_TIME && &*f.name != PUSH_FAILURE_TIME)
+        })
+        .cloned()
+        .collect()
+}
+
+fn unindex(index: &mut Index, fam: &StoredFamily) {
+    let Some(fi) = index.families.get_mut(&fam.name) else { return };
+    for m in &fam.metrics {
+        fi.series.remove(&m.labels);
+    }
+    if let Some(slot) = fi.helps.iter_mut().find(|(h, _)| *h == fam.help) {
+        slot.1 -= 1;
+    }
+    fi.helps.retain(|(_, n)| *n > 0);
+    fi.block = None;
+    if fi.series.is_empty() {
+        index.families.remove(&fam.name);
+    }
+}
+
+/// Turns parsed families into writes for `key`: labels sanitised, types and label names
+/// validated, duplicates inside the push found. Returns the writes, a pushed
+/// `push_failure_time_seconds` family (kept aside: it only applies to existing groups) and
+/// the errors found.
+fn prepare(key: &GroupingKey, families: Vec<ParsedFamily<'_>>) -> (Vec<Write>, Option<Write>, Vec<String>) {
+    let mut writes = Vec::with_capacity(families.len());
+    let mut pushed_failure = None;
+    let mut errors = Vec::new();
+    for f in families {
+        if f.name == PUSH_TIME {
+            continue; // always replaced by the gateway's own timestamp
+        }
+        let mut metrics: Vec<Arc<Metric>> = Vec::with_capacity(f.metrics.len());
+        for m in f.metrics {
+            let labels = sanitized_labels(key, m.labels.iter().map(|(n, v)| (&**n, &**v)));
+            let metric = Metric { labels: Labels::from_sorted(labels.iter().copied()), value: m.value };
+            if !metric.value.fits(f.mtype) {
+                errors.push(format!("{} is not a {}", describe(&f.name, &metric), f.mtype));
+            }
+            for w in labels.windows(2) {
+                if w[0].0 == w[1].0 {
+                    errors.push(format!("{} has two or more labels with the same name: {}", describe(&f.name, &metric), w[0].0));
+                }
+            }
+            for (n, _) in &labels {
+                if !is_label_name(n) || n.starts_with("__") {
+                    errors.push(format!("{} has a label with an invalid name: {n}", describe(&f.name, &metric)));
+                }
+            }
+            metrics.push(Arc::new(metric));
+        }
+        let mut seen: Vec<&Labels> = metrics.iter().map(|m| &m.labels).collect();
+        seen.sort();
+        for w in seen.windows(2) {
+            if w[0] == w[1] {
+                errors.push(format!(
+                    "collected metric {:?} {:?} was collected before with the same name and label values",
+                    f.name, w[1]
+                ));
+            }
+        }
+        let write = Write {
+            name: Arc::from(&*f.name),
+            help: f.help.map(|h| Arc::from(&*h)),
+            mtype: f.mtype,
+            metrics,
+        };
+        if f.name == PUSH_FAILURE_TIME {
+            pushed_failure = Some(write);
+        } else {
+            writes.push(write);
+        }
+    }
+    (writes, pushed_failure, errors)
+}
+
+/// Checks writes into group `existing` (whose `removed` families go away) against the rest
+/// of the store and the gateway's own families: same type per name, no name colliding with
+/// a summary's or histogram's series names, no series twice. Costs O(writes · log store).
+fn check(index: &Index, existing: Option<&Group>, removed: &[Arc<StoredFamily>], writes: &[Write]) -> Vec<String> {
+    let gid = existing.map(|g| g.id);
+    let removed_count = |name: &str| -> usize {
+        removed.iter().filter(|f| &*f.name == name).map(|f| f.metrics.len()).sum()
+    };
+    // The type a name will have after the write, if it is present at all.
+    let type_after = |name: &str| -> Option<MetricType> {
+        if let Some(w) = writes.iter().find(|w| &*w.name == name) {
+            return Some(w.mtype);
+        }
+        if let Some(fi) = index.families.get(name) {
+            if fi.series.len() > removed_count(name) {
+                return Some(fi.mtype);
+            }
+        }
+        own_family(name).map(|o| o.mtype)
+    };
+    let mut errors = Vec::new();
+    for w in writes {
+        let name = &*w.name;
+        if let Some(o) = own_family(name) {
+            if o.mtype != w.mtype {
+                errors.push(format!("gathered metric family {name} has type {} but should have {}", w.mtype, o.mtype));
+                continue;
+            }
+        }
+        if let Some(fi) = index.families.get(name) {
+            if fi.series.len() > removed_count(name) && fi.mtype != w.mtype {
+                if let Some(m) = w.metrics.first() {
+                    errors.push(format!("{} is not a {}", describe(name, m), fi.mtype));
+                }
+                continue;
+            }
+            for m in &w.metrics {
+                if let Some((_, owner)) = fi.series.get_key_value(&m.labels) {
+                    if Some(*owner) != gid {
+                        errors.push(format!(
+                            "{} was collected before with the same name and label values",
+                            describe(name, m)
+                        ));
+                    }
+                }
+            }
+        }
+        for (suffix, base) in [("_count", name.strip_suffix("_count")), ("_sum", name.strip_suffix("_sum")), ("_bucket", name.strip_suffix("_bucket"))] {
+            let Some(base) = base.filter(|b| !b.is_empty()) else { continue };
+            match type_after(base) {
+                Some(MetricType::Summary) if suffix != "_bucket" => errors.push(format!(
+                    "collected metric named {name:?} collides with previously collected summary named {base:?}"
+                )),
+                Some(MetricType::Histogram) => errors.push(format!(
+                    "collected metric named {name:?} collides with previously collected histogram named {base:?}"
+                )),
+                _ => {}
+            }
+        }
+        let suffixes: &[&str] = match w.mtype {
+            MetricType::Summary => &["_count", "_sum"],
+            MetricType::Histogram => &["_count", "_sum", "_bucket"],
+            _ => &[],
+        };
+        for s in suffixes {
+            let other = format!("{name}{s}");
+            if type_after(&other).is_some() {
+                errors.push(format!(
+                    "collected histogram or summary named {name:?} collides with previously collected metric named {other:?}"
+                ));
+            }
+        }
+    }
+    errors
+}

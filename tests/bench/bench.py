@@ -1,0 +1,652 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of Pushgateway implementations (run by `make bench`).
+
+Every server is started fresh on a free 127.0.0.1 port for each round, and the
+servers are interleaved round by round, so all figures in one table come from
+the same run on the same machine:
+
+  round 1 (idle + wrk): idle RSS ~1 s after ready, then wrk PUT throughput over
+                        1,000 pre-created groups (2 threads, 16 connections).
+  round 2 (store):      push latency at 0 stored groups, time to load G groups,
+                        push latency at G groups, scrape time/size (plain and
+                        gzip) and RSS at G groups.
+
+Only the Python 3 standard library and the `wrk` binary are needed.  Progress
+goes to stderr; the table goes to stdout; `--json FILE` writes all figures.
+
+Examples:
+  python3 tests/bench/bench.py                    # go and rust, G=10000 (slow: Go needs ~16 min to load)
+  python3 tests/bench/bench.py --quick            # G=1000, 3 s of wrk
+  python3 tests/bench/bench.py --only rust --groups 300
+  python3 tests/bench/bench.py --server go='./go-pushgateway --persistence.file= --web.listen-address=127.0.0.1:{port}'
+"""
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_GO_BIN = os.environ.get("PUSHGATEWAY_GO_BIN", "/usr/bin/prometheus-pushgateway")
+DEFAULT_RUST_BIN = os.environ.get(
+    "PUSHGATEWAY_RUST_BIN", str(REPO_ROOT / "target" / "release" / "pushgateway")
+)
+PUSH_HEADERS = {"Content-Type": "text/plain; version=0.0.4"}
+READY_TIMEOUT_S = 30.0
+WRK_GROUPS = 1000
+WRK_THREADS = 2
+WRK_CONNECTIONS = 16
+
+
+def log(message):
+    """Print a progress message to stderr."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def push_body(i):
+    """Return a ~10-sample text-format body; HELP/TYPE lines are the same for every group."""
+    return (
+        "# HELP bench_requests_total Requests handled by the benchmark job.\n"
+        "# TYPE bench_requests_total counter\n"
+        f'bench_requests_total{{code="200"}} {1000 + i}\n'
+        f'bench_requests_total{{code="500"}} {i % 7}\n'
+        "# HELP bench_temperature_celsius Current temperature of the benchmark job.\n"
+        "# TYPE bench_temperature_celsius gauge\n"
+        f"bench_temperature_celsius {20 + i % 10}.5\n"
+        "# HELP bench_duration_seconds Duration of the benchmark job.\n"
+        "# TYPE bench_duration_seconds histogram\n"
+        'bench_duration_seconds_bucket{le="0.1"} 1\n'
+        'bench_duration_seconds_bucket{le="0.5"} 4\n'
+        'bench_duration_seconds_bucket{le="1"} 7\n'
+        'bench_duration_seconds_bucket{le="5"} 9\n'
+        'bench_duration_seconds_bucket{le="+Inf"} 10\n'
+        f"bench_duration_seconds_sum {12 + i % 5}.25\n"
+        "bench_duration_seconds_count 10\n"
+    ).encode()
+
+
+def is_2xx(status):
+    """Tell whether an HTTP status code is a success."""
+    return 200 <= status < 300
+
+
+class Client:
+    """A keep-alive HTTP/1.1 connection to one server that reconnects after errors."""
+
+    def __init__(self, port, timeout):
+        self.port = port
+        self.timeout = timeout
+        self.conn = None
+
+    def request(self, method, path, body=None, headers=None):
+        """Send one request; return (status, lower-cased headers, body, seconds taken)."""
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        start = time.perf_counter()
+        try:
+            self.conn.request(method, path, body=body, headers=headers or {})
+            response = self.conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        elapsed = time.perf_counter() - start
+        if response.will_close:
+            self.close()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data, elapsed
+
+    def close(self):
+        """Close the underlying connection, if any."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def free_port():
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def read_rss_kib(pid):
+    """Return VmRSS of a process in KiB, from /proc/PID/status."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class Server:
+    """One server under test, described by a command template containing {port}."""
+
+    def __init__(self, name, template):
+        self.name = name
+        self.template = template
+        self.binary = shutil.which(shlex.split(template)[0])
+        self.proc = None
+        self.port = None
+        self.log_file = None
+
+    def start(self):
+        """Start the server on a free port and wait until it reports ready."""
+        self.port = free_port()
+        argv = shlex.split(self.template.format(port=self.port))
+        self.log_file = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready()
+        log(f"{self.name}: ready on 127.0.0.1:{self.port} (pid {self.proc.pid})")
+
+    def wait_ready(self):
+        """Poll GET /-/ready (falling back to /-/healthy on 404) until it answers 200."""
+        client = Client(self.port, timeout=2)
+        path = "/-/ready"
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{self.name} exited with status {self.proc.returncode}: {self.log_tail()}"
+                    )
+                try:
+                    status = client.request("GET", path)[0]
+                except OSError:
+                    status = None
+                if status == 200:
+                    return
+                if status == 404 and path == "/-/ready":
+                    path = "/-/healthy"
+                    continue
+                time.sleep(0.05)
+        finally:
+            client.close()
+        raise RuntimeError(f"{self.name} not ready after {READY_TIMEOUT_S:.0f} s: {self.log_tail()}")
+
+    def log_tail(self, limit=600):
+        """Return the end of the server's combined stdout/stderr."""
+        self.log_file.seek(0)
+        text = self.log_file.read().decode(errors="replace").strip()
+        return text[-limit:] or "(no output)"
+
+    def rss_kib(self):
+        """Return the server's current resident set size in KiB."""
+        return read_rss_kib(self.proc.pid)
+
+    def client(self, timeout):
+        """Return a new keep-alive client for this server."""
+        return Client(self.port, timeout)
+
+    def stop(self):
+        """Terminate the server (SIGTERM, then SIGKILL after 5 s) and drop its log."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        self.log_file.close()
+
+
+def stripped_size(binary):
+    """Return the size in bytes of `binary` after `strip`, or None if strip is unavailable."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "stripped"
+        try:
+            subprocess.run(["strip", "-o", str(out), binary], check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        return out.stat().st_size
+
+
+def measure_push_latency(server, probes, timeout):
+    """Time `probes` sequential PUTs to fresh groups probe-N on one keep-alive connection.
+
+    Each probe group is deleted again (untimed) so the store size stays as it was.
+    Returns p50/p99 in ms and the number of non-2xx PUTs.
+    """
+    client = server.client(timeout)
+    client.request("GET", "/-/healthy")  # open the connection outside the timed requests
+    latencies, failures = [], 0
+    try:
+        for n in range(probes):
+            path = f"/metrics/job/bench/instance/probe-{n}"
+            status, _, _, elapsed = client.request("PUT", path, push_body(n), PUSH_HEADERS)
+            latencies.append(elapsed * 1000)
+            failures += not is_2xx(status)
+            client.request("DELETE", path)
+    finally:
+        client.close()
+    quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"p50_ms": quantiles[49], "p99_ms": quantiles[98], "non_2xx": failures}
+
+
+def load_groups(server, groups, threads, timeout, prefix="i"):
+    """PUT one body to each of `groups` grouping keys instance=<prefix>N from a thread pool.
+
+    Each thread keeps one keep-alive connection.  Progress is reported every 10 s.
+    Returns the wall time and the number of failed pushes.
+    """
+    lock = threading.Lock()
+    keys = iter(range(groups))
+    state = {"done": 0, "failed": 0, "first_error": None}
+
+    def worker():
+        client = server.client(timeout)
+        while True:
+            with lock:
+                i = next(keys, None)
+            if i is None:
+                break
+            try:
+                status = client.request(
+                    "PUT", f"/metrics/job/bench/instance/{prefix}{i}", push_body(i), PUSH_HEADERS
+                )[0]
+                error = None if is_2xx(status) else f"HTTP {status}"
+            except (OSError, http.client.HTTPException) as exc:
+                error = repr(exc)
+            with lock:
+                state["done"] += 1
+                if error:
+                    state["failed"] += 1
+                    state["first_error"] = state["first_error"] or error
+        client.close()
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    next_report = start + 10
+    for thread in pool:
+        while thread.is_alive():
+            thread.join(timeout=1)
+            now = time.perf_counter()
+            if now < next_report:
+                continue
+            done = state["done"]
+            eta = (now - start) / max(done, 1) * (groups - done)
+            log(f"{server.name}: loaded {done}/{groups} groups after {now - start:.0f} s "
+                f"(ETA {eta:.0f} s)")
+            next_report = now + 10
+    elapsed = time.perf_counter() - start
+    if state["failed"]:
+        log(f"{server.name}: {state['failed']} pushes failed, first: {state['first_error']}")
+    return {"seconds": elapsed, "failed": state["failed"], "first_error": state["first_error"]}
+
+
+def measure_scrapes(server, count, timeout, gzip):
+    """GET /metrics `count` times; return median time (ms), body size and encoding."""
+    headers = {"Accept-Encoding": "gzip"} if gzip else {}
+    client = server.client(timeout)
+    times, size, encoding = [], None, None
+    try:
+        for _ in range(count):
+            status, resp_headers, body, elapsed = client.request("GET", "/metrics", headers=headers)
+            if not is_2xx(status):
+                raise RuntimeError(f"GET /metrics answered HTTP {status}")
+            times.append(elapsed * 1000)
+            size = len(body)
+            encoding = resp_headers.get("content-encoding")
+    finally:
+        client.close()
+    return {"median_ms": statistics.median(times), "bytes": size, "content_encoding": encoding}
+
+
+WRK_SCRIPT = """\
+-- Generated by bench.py: PUT the benchmark body, cycling over {groups} grouping keys.
+local body = [==[
+{body}]==]
+local headers = {{["Content-Type"] = "text/plain; version=0.0.4"}}
+local groups = {groups}
+local spacing = math.floor(groups / {threads})
+local counter = 0
+local next_offset = 0
+
+function setup(thread)
+  thread:set("offset", next_offset)
+  next_offset = next_offset + spacing
+end
+
+function init(args)
+  counter = offset
+end
+
+function request()
+  local path = "/metrics/job/bench/instance/w" .. (counter % groups)
+  counter = counter + 1
+  return wrk.format("PUT", path, headers, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {{"requests": %d, "duration_us": %d, "status_errors": %d, ' ..
+    '"socket_errors": %d, "p50_ms": %.3f, "p99_ms": %.3f}}\\n',
+    summary.requests, summary.duration, e.status,
+    e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def run_wrk(server, duration):
+    """Run wrk PUTs over WRK_GROUPS groups against a server; return throughput and errors.
+
+    Non-2xx responses are wrk's status errors (status >= 400; a PUT never gets 1xx/3xx).
+    """
+    script = WRK_SCRIPT.format(
+        body=push_body(0).decode(), groups=WRK_GROUPS, threads=WRK_THREADS
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(script)
+        lua.flush()
+        argv = [
+            "wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{duration}s",
+            "--timeout", "30s", "-s", lua.name, f"http://127.0.0.1:{server.port}/",
+        ]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    line = next((l for l in out.splitlines() if l.startswith("WRK_RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"no result line in wrk output:\n{out}")
+    result = json.loads(line.split(" ", 1)[1])
+    return {
+        "req_per_s": result["requests"] / (result["duration_us"] / 1e6),
+        "requests": result["requests"],
+        "non_2xx": result["status_errors"],
+        "socket_errors": result["socket_errors"],
+        "p50_ms": result["p50_ms"],
+        "p99_ms": result["p99_ms"],
+    }
+
+
+def round_idle_wrk(server, figures, cfg):
+    """Round 1 on a fresh server: idle RSS ~1 s after ready, then wrk push throughput.
+
+    The wrk groups are created first (untimed) so wrk measures steady-state replacing pushes.
+    """
+    time.sleep(1)
+    figures["idle_rss_kib"] = server.rss_kib()
+    log(f"{server.name}: idle RSS {figures['idle_rss_kib']} KiB; creating {WRK_GROUPS} wrk groups")
+    load_groups(server, WRK_GROUPS, cfg.load_threads, cfg.timeout, prefix="w")
+    log(f"{server.name}: wrk for {cfg.wrk_duration} s")
+    figures["wrk"] = run_wrk(server, cfg.wrk_duration)
+    log(f"{server.name}: wrk {figures['wrk']['req_per_s']:.0f} req/s")
+
+
+def round_store(server, figures, cfg):
+    """Round 2 on a fresh server: push latency, load time, scrapes and RSS as the store grows."""
+    log(f"{server.name}: {cfg.probes} latency probes at 0 groups")
+    figures["push_at_0"] = measure_push_latency(server, cfg.probes, cfg.timeout)
+    log(f"{server.name}: loading {cfg.groups} groups with {cfg.load_threads} threads")
+    figures["load"] = load_groups(server, cfg.groups, cfg.load_threads, cfg.timeout)
+    log(f"{server.name}: loaded in {figures['load']['seconds']:.1f} s")
+    figures["rss_after_load_kib"] = server.rss_kib()
+    log(f"{server.name}: {cfg.probes} latency probes at {cfg.groups} groups")
+    figures["push_at_g"] = measure_push_latency(server, cfg.probes, cfg.timeout)
+    log(f"{server.name}: {cfg.scrapes} plain and {cfg.scrapes} gzip scrapes")
+    figures["scrape"] = measure_scrapes(server, cfg.scrapes, cfg.timeout, gzip=False)
+    figures["scrape_gzip"] = measure_scrapes(server, cfg.scrapes, cfg.timeout, gzip=True)
+    figures["rss_after_scrapes_kib"] = server.rss_kib()
+
+
+def run_round(server, round_fn, figures, cfg):
+    """Start `server` fresh, run one round into `figures`, and always stop it again.
+
+    An error is recorded in figures["errors"] so the other servers still get measured.
+    """
+    try:
+        server.start()
+        round_fn(server, figures, cfg)
+    except (OSError, RuntimeError, ValueError, http.client.HTTPException,
+            subprocess.CalledProcessError) as exc:
+        message = f"{round_fn.__name__}: {exc!r}"
+        log(f"{server.name}: FAILED {message}")
+        figures.setdefault("errors", []).append(message)
+    finally:
+        server.stop()
+
+
+def gzip_figure(key):
+    """Return a getter for a gzip scrape figure: None if not measured, "n/a" if not gzipped."""
+
+    def get(figures):
+        scrape = figures.get("scrape_gzip")
+        if not scrape:
+            return None
+        return scrape[key] if scrape["content_encoding"] == "gzip" else "n/a"
+
+    return get
+
+
+def path_getter(*keys):
+    """Return a getter for a nested figure, None when any level is missing."""
+
+    def get(figures):
+        value = figures
+        for key in keys:
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        return value
+
+    return get
+
+
+def table_rows(groups):
+    """Return (label, getter, kind) rows; kind says how to compare and word the ratio.
+
+    kinds: "time" and "size" (lower is better), "rate" (higher is better), "count" (no ratio).
+    """
+    g = f"{groups:,}"
+    return [
+        ("binary size, stripped (bytes)", path_getter("binary_stripped_bytes"), "size"),
+        ("idle RSS (KiB)", path_getter("idle_rss_kib"), "size"),
+        ("push p50 @ 0 groups (ms)", path_getter("push_at_0", "p50_ms"), "time"),
+        ("push p99 @ 0 groups (ms)", path_getter("push_at_0", "p99_ms"), "time"),
+        (f"load {g} groups (s)", path_getter("load", "seconds"), "time"),
+        ("load failures", path_getter("load", "failed"), "count"),
+        (f"push p50 @ {g} groups (ms)", path_getter("push_at_g", "p50_ms"), "time"),
+        (f"push p99 @ {g} groups (ms)", path_getter("push_at_g", "p99_ms"), "time"),
+        (f"scrape @ {g} groups (ms, median)", path_getter("scrape", "median_ms"), "time"),
+        (f"scrape size @ {g} groups (bytes)", path_getter("scrape", "bytes"), "size"),
+        (f"gzip scrape @ {g} groups (ms, median)", gzip_figure("median_ms"), "time"),
+        (f"gzip scrape size @ {g} groups (bytes)", gzip_figure("bytes"), "size"),
+        (f"RSS @ {g} groups, after load (KiB)", path_getter("rss_after_load_kib"), "size"),
+        (f"RSS @ {g} groups, after scrapes (KiB)", path_getter("rss_after_scrapes_kib"), "size"),
+        (f"wrk PUT throughput, {WRK_GROUPS:,} groups (req/s)", path_getter("wrk", "req_per_s"), "rate"),
+        ("wrk non-2xx responses", path_getter("wrk", "non_2xx"), "count"),
+        ("wrk socket errors", path_getter("wrk", "socket_errors"), "count"),
+    ]
+
+
+def format_value(value, kind):
+    """Format one figure for the table; "-" means not measured."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if kind in ("count", "size") or value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}"
+
+
+def format_ratio(base, other, kind):
+    """Word how `other` compares to `base`: e.g. '3.20x faster' or '1.50x larger'."""
+    numbers = all(isinstance(v, (int, float)) and v > 0 for v in (base, other))
+    if kind == "count" or not numbers:
+        return ""
+    better, worse = ("smaller", "larger") if kind == "size" else ("faster", "slower")
+    ratio = other / base if kind == "rate" else base / other
+    return f"{ratio:.2f}x {better}" if ratio >= 1 else f"{1 / ratio:.2f}x {worse}"
+
+
+def render_table(results, names, groups):
+    """Return the results as a text table with one column per server plus ratio columns.
+
+    The first server is the baseline; each other server gets a column saying how it
+    compares (base/other for times and sizes, other/base for throughput).
+    """
+    base = names[0]
+    header = ["figure", *names, *[f"{n} vs {base}" for n in names[1:]]]
+    lines = [header]
+    for label, get, kind in table_rows(groups):
+        values = [get(results[n]) for n in names]
+        ratios = [format_ratio(values[0], v, kind) for v in values[1:]]
+        lines.append([label, *[format_value(v, kind) for v in values], *ratios])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    text = []
+    for index, row in enumerate(lines):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        text.append("  ".join(cells).rstrip())
+        if index == 0:
+            text.append("  ".join("-" * w for w in widths))
+    if len(names) > 1:
+        text.append(f"ratios: {base}/other for times and sizes, other/{base} for throughput")
+    return "\n".join(text)
+
+
+def parse_args(argv):
+    """Parse the command line; --quick fills in smaller defaults for unset options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Command templates must contain {port}; servers bind 127.0.0.1 only.",
+    )
+    parser.add_argument("--server", action="append", default=[], metavar="NAME='CMD'",
+                        help="add or replace a server; CMD is a template with {port}")
+    parser.add_argument("--only", "--servers", action="append", default=[], metavar="NAMES",
+                        help="comma-separated servers to run (default: all), e.g. --only rust")
+    parser.add_argument("--go-bin", default=DEFAULT_GO_BIN,
+                        help="Go pushgateway for the default 'go' server "
+                             "(env PUSHGATEWAY_GO_BIN; default %(default)s)")
+    parser.add_argument("--rust-bin", default=DEFAULT_RUST_BIN,
+                        help="Rust pushgateway for the default 'rust' server "
+                             "(env PUSHGATEWAY_RUST_BIN; default target/release/pushgateway)")
+    parser.add_argument("--quick", action="store_true",
+                        help="short run: G=1000, 3 s of wrk, 50 latency probes")
+    parser.add_argument("--groups", type=int, help="G, the number of stored groups (default 10000)")
+    parser.add_argument("--wrk-duration", type=int, help="seconds of wrk (default 10)")
+    parser.add_argument("--probes", type=int, help="timed PUTs per latency figure (default 200)")
+    parser.add_argument("--scrapes", type=int, default=10, help="GETs per scrape figure (default 10)")
+    parser.add_argument("--load-threads", type=int, default=8,
+                        help="concurrent connections loading G groups (default 8)")
+    parser.add_argument("--timeout", type=float, default=600,
+                        help="per-request timeout in seconds (default 600)")
+    parser.add_argument("--json", metavar="FILE", help="also write all figures as JSON")
+    args = parser.parse_args(argv)
+    quick_defaults = {"groups": 1000, "wrk_duration": 3, "probes": 50}
+    full_defaults = {"groups": 10000, "wrk_duration": 10, "probes": 200}
+    for key, value in (quick_defaults if args.quick else full_defaults).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.groups < 1 or args.probes < 1 or args.scrapes < 1 or args.load_threads < 1:
+        parser.error("--groups, --probes, --scrapes and --load-threads must be positive")
+    return args
+
+
+def select_servers(args):
+    """Build the ordered server list from defaults, --server and --only; note skipped ones."""
+    templates = {
+        "go": f"{shlex.quote(args.go_bin)} --web.listen-address=127.0.0.1:{{port}} --persistence.file=",
+        "rust": f"{shlex.quote(args.rust_bin)} --web.listen-address=127.0.0.1:{{port}}",
+    }
+    for spec in args.server:
+        name, sep, template = spec.partition("=")
+        if not sep or "{port}" not in template:
+            sys.exit(f"bench: --server needs NAME='CMD ... {{port}} ...', got {spec!r}")
+        templates[name] = template
+    wanted = [n for item in args.only for n in item.split(",") if n]
+    unknown = [n for n in wanted if n not in templates]
+    if unknown:
+        sys.exit(f"bench: unknown server(s) {', '.join(unknown)}; known: {', '.join(templates)}")
+    servers, notes = [], []
+    for name, template in templates.items():
+        if wanted and name not in wanted:
+            continue
+        server = Server(name, template)
+        if server.binary is None:
+            notes.append(f"skipped {name}: {shlex.split(template)[0]} is not an executable "
+                         f"(for rust, run `cargo build --release`)")
+            continue
+        servers.append(server)
+    return servers, notes
+
+
+def main(argv):
+    """Run the rounds for every selected server, then print the table (and write JSON)."""
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        sys.exit("bench: the wrk binary is required")
+    servers, notes = select_servers(args)
+    for note in notes:
+        log(note)
+    if not servers:
+        sys.exit("bench: no server to run")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    results = {}
+    for server in servers:
+        results[server.name] = {
+            "command": server.template,
+            "binary": server.binary,
+            "binary_bytes": os.path.getsize(server.binary),
+            "binary_stripped_bytes": stripped_size(server.binary),
+        }
+    interrupted = False
+    try:
+        for round_fn in (round_idle_wrk, round_store):
+            for server in servers:
+                log(f"{server.name}: {round_fn.__name__}")
+                run_round(server, round_fn, results[server.name], args)
+    except KeyboardInterrupt:
+        interrupted = True
+        notes.append("interrupted: figures are partial")
+        log("interrupted; servers stopped")
+
+    names = [s.name for s in servers]
+    print(f"Pushgateway benchmark: G={args.groups:,} groups, {os.cpu_count()} CPUs, "
+          f"wrk {WRK_THREADS} threads x {WRK_CONNECTIONS} connections for {args.wrk_duration} s")
+    print(render_table(results, names, args.groups))
+    for name in names:
+        for error in results[name].get("errors", []):
+            print(f"error ({name}): {error}")
+    for note in notes:
+        print(f"note: {note}")
+    if args.json:
+        report = {
+            "config": {k: v for k, v in vars(args).items() if k not in ("server", "only", "json")},
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "servers": results,
+            "notes": notes,
+        }
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        log(f"wrote {args.json}")
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
