@@ -55,7 +55,12 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
     let secs = d.as_secs() as i64;
     let (y, mo, day) = civil(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    let mut s = format!("{y:04}-{mo:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
+    let mut s = format!(
+        "{y:04}-{mo:02}-{day:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
     let nanos = d.subsec_nanos();
     if nanos > 0 {
         let frac = format!("{nanos:09}");
@@ -94,7 +99,11 @@ fn write_metric(out: &mut String, m: &Metric) {
             out.push_str(",\"labels\":");
             write_labels(out, m.labels.iter());
             out.push_str(",\"quantiles\":{");
-            let mut qs: Vec<(String, f64)> = s.quantiles.iter().map(|(q, v)| (float::go(*q), *v)).collect();
+            let mut qs: Vec<(String, f64)> = s
+                .quantiles
+                .iter()
+                .map(|(q, v)| (float::go(*q), *v))
+                .collect();
             qs.sort_by(|a, b| a.0.cmp(&b.0));
             qs.dedup_by(|a, b| a.0 == b.0);
             for (i, (q, v)) in qs.iter().enumerate() {
@@ -110,7 +119,8 @@ fn write_metric(out: &mut String, m: &Metric) {
         }
         Value::Histogram(h) => {
             out.push_str("{\"buckets\":{");
-            let mut bs: Vec<(String, u64)> = h.buckets.iter().map(|(b, c)| (float::go(*b), *c)).collect();
+            let mut bs: Vec<(String, u64)> =
+                h.buckets.iter().map(|(b, c)| (float::go(*b), *c)).collect();
             bs.sort_by(|a, b| a.0.cmp(&b.0));
             bs.dedup_by(|a, b| a.0 == b.0);
             for (i, (b, c)) in bs.iter().enumerate() {
@@ -162,7 +172,10 @@ pub fn metrics_json(groups: &[std::sync::Arc<Group>]) -> String {
         // A family named `labels` or `last_push_successful` takes that key, as in Go.
         let mut entries: Vec<(&str, String)> = Vec::with_capacity(g.families.len() + 2);
         let mut labels = String::new();
-        write_labels(&mut labels, g.key.labels().iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        write_labels(
+            &mut labels,
+            g.key.labels().iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        );
         entries.push(("labels", labels));
         entries.push(("last_push_successful", g.last_push_successful().to_string()));
         for f in g.families.values() {
@@ -190,7 +203,11 @@ pub fn metrics_json(groups: &[std::sync::Arc<Group>]) -> String {
 }
 
 /// `GET /api/v1/status`: build information, flags and start time.
-pub fn status_json(build: &[(&str, String)], flags: &[(String, String)], start: SystemTime) -> String {
+pub fn status_json(
+    build: &[(&str, String)],
+    flags: &[(String, String)],
+    start: SystemTime,
+) -> String {
     let mut out = String::from("{\"status\":\"success\",\"data\":{\"build_information\":{");
     let mut build = build.to_vec();
     build.sort();
@@ -228,8 +245,14 @@ mod tests {
     fn times_like_go() {
         let t = UNIX_EPOCH + Duration::new(1_782_900_000, 500_000_000);
         assert_eq!(rfc3339_nano(t), "2026-07-01T10:00:00.5Z");
-        assert_eq!(rfc3339_nano(UNIX_EPOCH + Duration::new(951_782_400, 0)), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339_nano(UNIX_EPOCH + Duration::new(1, 18_119_841)), "1970-01-01T00:00:01.018119841Z");
+        assert_eq!(
+            rfc3339_nano(UNIX_EPOCH + Duration::new(951_782_400, 0)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339_nano(UNIX_EPOCH + Duration::new(1, 18_119_841)),
+            "1970-01-01T00:00:01.018119841Z"
+        );
     }
 
     #[test]

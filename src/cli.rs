@@ -54,7 +54,12 @@ const FLAGS: &[Flag] = &[
         default: ":9091",
         help: "Address to listen on for the web interface, API, and telemetry; repeat for several. \":PORT\" listens on all interfaces.",
     },
-    Flag { name: "web.telemetry-path", kind: Kind::Value, default: "/metrics", help: "Path under which to expose metrics." },
+    Flag {
+        name: "web.telemetry-path",
+        kind: Kind::Value,
+        default: "/metrics",
+        help: "Path under which to expose metrics.",
+    },
     Flag {
         name: "web.enable-lifecycle",
         kind: Kind::Switch,
@@ -79,7 +84,12 @@ const FLAGS: &[Flag] = &[
         default: "info",
         help: "Only log messages with the given severity or above. One of: [debug, info, warn, error]",
     },
-    Flag { name: "log.format", kind: Kind::Value, default: "logfmt", help: "Output format of log messages. One of: [logfmt, json]" },
+    Flag {
+        name: "log.format",
+        kind: Kind::Value,
+        default: "logfmt",
+        help: "Output format of log messages. One of: [logfmt, json]",
+    },
 ];
 
 /// The parsed, validated configuration.
@@ -103,9 +113,18 @@ impl Config {
             ("web.telemetry-path".into(), self.telemetry_path.clone()),
             ("web.enable-lifecycle".into(), b(self.enable_lifecycle)),
             ("web.enable-admin-api".into(), b(self.enable_admin_api)),
-            ("push.disable-consistency-check".into(), b(self.disable_consistency_check)),
-            ("log.level".into(), self.log_level.to_string().to_lowercase()),
-            ("log.format".into(), if self.log_json { "json" } else { "logfmt" }.into()),
+            (
+                "push.disable-consistency-check".into(),
+                b(self.disable_consistency_check),
+            ),
+            (
+                "log.level".into(),
+                self.log_level.to_string().to_lowercase(),
+            ),
+            (
+                "log.format".into(),
+                if self.log_json { "json" } else { "logfmt" }.into(),
+            ),
         ]
     }
 }
@@ -162,7 +181,11 @@ fn normalize(args: &[String]) -> Result<Result<Vec<String>, Command>, CliError> 
                     None => !negated,
                     Some("true") => true,
                     Some("false") => false,
-                    Some(v) => return Err(CliError(format!("invalid boolean value {v:?} for flag '--{name}'"))),
+                    Some(v) => {
+                        return Err(CliError(format!(
+                            "invalid boolean value {v:?} for flag '--{name}'"
+                        )));
+                    }
                 };
                 if on {
                     out.push(dashed);
@@ -171,10 +194,9 @@ fn normalize(args: &[String]) -> Result<Result<Vec<String>, Command>, CliError> 
             Kind::Value => {
                 let value = match inline {
                     Some(v) => v.to_string(),
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| CliError(format!("expected argument for flag '--{name}'")))?,
+                    None => it.next().cloned().ok_or_else(|| {
+                        CliError(format!("expected argument for flag '--{name}'"))
+                    })?,
                 };
                 out.push(dashed);
                 out.push(value);
@@ -191,26 +213,40 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
         Err(cmd) => return Ok(cmd),
     };
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let raw = RawArgs::from_args(&["pushgateway"], &strs).map_err(|e| CliError(e.output.trim().replace('\n', " ")))?;
+    let raw = RawArgs::from_args(&["pushgateway"], &strs)
+        .map_err(|e| CliError(e.output.trim().replace('\n', " ")))?;
     let log_level = match raw.log_level.as_str() {
         "debug" => log::LevelFilter::Debug,
         "info" => log::LevelFilter::Info,
         "warn" => log::LevelFilter::Warn,
         "error" => log::LevelFilter::Error,
-        v => return Err(CliError(format!("unrecognized log level {v:?} for flag '--log.level' (one of debug, info, warn, error)"))),
+        v => {
+            return Err(CliError(format!(
+                "unrecognized log level {v:?} for flag '--log.level' (one of debug, info, warn, error)"
+            )));
+        }
     };
     let log_json = match raw.log_format.as_str() {
         "logfmt" => false,
         "json" => true,
-        v => return Err(CliError(format!("unrecognized log format {v:?} for flag '--log.format' (one of logfmt, json)"))),
+        v => {
+            return Err(CliError(format!(
+                "unrecognized log format {v:?} for flag '--log.format' (one of logfmt, json)"
+            )));
+        }
     };
     let mut listen = raw.web_listen_address;
     if listen.is_empty() {
         listen.push(":9091".into());
     }
     for a in &listen {
-        if !a.contains(':') || a.rsplit_once(':').is_none_or(|(_, p)| p.parse::<u16>().is_err()) {
-            return Err(CliError(format!("invalid address {a:?} for flag '--web.listen-address' (want HOST:PORT or :PORT)")));
+        if !a.contains(':')
+            || a.rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+        {
+            return Err(CliError(format!(
+                "invalid address {a:?} for flag '--web.listen-address' (want HOST:PORT or :PORT)"
+            )));
         }
     }
     let mut telemetry_path = raw.web_telemetry_path;
@@ -234,7 +270,11 @@ pub fn help() -> String {
         "usage: pushgateway [<flags>]\n\nThe Pushgateway: keeps the last push of each group of metrics for Prometheus to scrape.\n\nFlags:\n  -h, --help  Show this help.\n      --version  Show the version.\n",
     );
     for f in FLAGS {
-        let arg = if f.kind == Kind::Value { format!("--{}={}", f.name, f.default) } else { format!("--[no-]{}", f.name) };
+        let arg = if f.kind == Kind::Value {
+            format!("--{}={}", f.name, f.default)
+        } else {
+            format!("--[no-]{}", f.name)
+        };
         s.push_str(&format!("      {arg}\n          {}\n", f.help));
     }
     s
@@ -279,18 +319,40 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen_addresses, ["127.0.0.1:1", ":2"]);
         assert_eq!(c.telemetry_path, "/m");
-        assert!(c.disable_consistency_check && c.log_json && c.enable_admin_api && !c.enable_lifecycle);
+        assert!(
+            c.disable_consistency_check && c.log_json && c.enable_admin_api && !c.enable_lifecycle
+        );
         assert_eq!(c.log_level, log::LevelFilter::Debug);
     }
 
     #[test]
     fn errors_name_the_flag() {
         assert_eq!(run(&["--nope"]).unwrap_err(), "unknown long flag '--nope'");
-        assert!(run(&["--log.level=loud"]).unwrap_err().contains("--log.level"));
-        assert!(run(&["--log.format=xml"]).unwrap_err().contains("--log.format"));
-        assert!(run(&["--web.listen-address"]).unwrap_err().contains("--web.listen-address"));
-        assert!(run(&["--web.listen-address=nohost"]).unwrap_err().contains("--web.listen-address"));
-        assert!(run(&["--push.disable-consistency-check=maybe"]).unwrap_err().contains("--push.disable-consistency-check"));
+        assert!(
+            run(&["--log.level=loud"])
+                .unwrap_err()
+                .contains("--log.level")
+        );
+        assert!(
+            run(&["--log.format=xml"])
+                .unwrap_err()
+                .contains("--log.format")
+        );
+        assert!(
+            run(&["--web.listen-address"])
+                .unwrap_err()
+                .contains("--web.listen-address")
+        );
+        assert!(
+            run(&["--web.listen-address=nohost"])
+                .unwrap_err()
+                .contains("--web.listen-address")
+        );
+        assert!(
+            run(&["--push.disable-consistency-check=maybe"])
+                .unwrap_err()
+                .contains("--push.disable-consistency-check")
+        );
         assert!(run(&["stray"]).is_err());
         assert_eq!(run(&["--help"]).unwrap_err(), "Help");
         assert_eq!(run(&["--version"]).unwrap_err(), "Version");

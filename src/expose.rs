@@ -39,7 +39,14 @@ fn escape_label_value(out: &mut String, s: &str) {
 }
 
 /// `name{labels[,extra]} value\n`. The extra label (`quantile` or `le`) goes last, as in Go.
-fn write_sample(out: &mut String, name: &str, suffix: &str, labels: &Labels, extra: Option<(&str, f64)>, v: f64) {
+fn write_sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &Labels,
+    extra: Option<(&str, f64)>,
+    v: f64,
+) {
     out.push_str(name);
     out.push_str(suffix);
     if !labels.is_empty() || extra.is_some() {
@@ -72,7 +79,9 @@ fn write_sample(out: &mut String, name: &str, suffix: &str, labels: &Labels, ext
 /// Appends the sample lines of one metric.
 pub fn write_metric(out: &mut String, name: &str, m: &Metric) {
     match &m.value {
-        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => write_sample(out, name, "", &m.labels, None, *v),
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
+            write_sample(out, name, "", &m.labels, None, *v)
+        }
         Value::Summary(s) => {
             for (q, v) in &s.quantiles {
                 write_sample(out, name, "", &m.labels, Some(("quantile", *q)), *v);
@@ -84,10 +93,24 @@ pub fn write_metric(out: &mut String, name: &str, m: &Metric) {
             let mut has_inf = false;
             for (ub, c) in &h.buckets {
                 has_inf |= *ub == f64::INFINITY;
-                write_sample(out, name, "_bucket", &m.labels, Some(("le", *ub)), *c as f64);
+                write_sample(
+                    out,
+                    name,
+                    "_bucket",
+                    &m.labels,
+                    Some(("le", *ub)),
+                    *c as f64,
+                );
             }
             if !has_inf {
-                write_sample(out, name, "_bucket", &m.labels, Some(("le", f64::INFINITY)), h.count as f64);
+                write_sample(
+                    out,
+                    name,
+                    "_bucket",
+                    &m.labels,
+                    Some(("le", f64::INFINITY)),
+                    h.count as f64,
+                );
             }
             write_sample(out, name, "_sum", &m.labels, None, h.sum);
             write_sample(out, name, "_count", &m.labels, None, h.count as f64);
@@ -97,7 +120,12 @@ pub fn write_metric(out: &mut String, name: &str, m: &Metric) {
 
 /// One family: `# HELP` (if any), `# TYPE`, then the metrics in the order given (callers
 /// pass them sorted by label set).
-pub fn render_family<'m>(name: &str, help: Option<&str>, mtype: MetricType, metrics: impl Iterator<Item = &'m Metric>) -> Vec<u8> {
+pub fn render_family<'m>(
+    name: &str,
+    help: Option<&str>,
+    mtype: MetricType,
+    metrics: impl Iterator<Item = &'m Metric>,
+) -> Vec<u8> {
     let mut out = String::with_capacity(256);
     if let Some(h) = help {
         out.push_str("# HELP ");
@@ -121,7 +149,12 @@ pub fn render_family<'m>(name: &str, help: Option<&str>, mtype: MetricType, metr
 pub fn render_own<'m>(own: &'m Gathered, pushed: impl Iterator<Item = &'m Metric>) -> Vec<u8> {
     let mut all: Vec<&Metric> = own.metrics.iter().chain(pushed).collect();
     all.sort_by(|a, b| a.labels.cmp(&b.labels));
-    render_family(own.family.name, Some(own.family.help), own.family.mtype, all.into_iter())
+    render_family(
+        own.family.name,
+        Some(own.family.help),
+        own.family.mtype,
+        all.into_iter(),
+    )
 }
 
 #[cfg(test)]
@@ -139,7 +172,12 @@ mod tests {
             labels: labels(&[("a", "x\\y\"z\nw"), ("instance", ""), ("job", "j")]),
             value: Value::Untyped(-0.0),
         };
-        let text = render_family("m", Some("line\\one\ntwo \"q\" <&>"), MetricType::Untyped, [&m].into_iter());
+        let text = render_family(
+            "m",
+            Some("line\\one\ntwo \"q\" <&>"),
+            MetricType::Untyped,
+            [&m].into_iter(),
+        );
         assert_eq!(
             String::from_utf8(text).unwrap(),
             "# HELP m line\\\\one\\ntwo \"q\" <&>\n# TYPE m untyped\nm{a=\"x\\\\y\\\"z\\nw\",instance=\"\",job=\"j\"} 0\n"
@@ -151,11 +189,19 @@ mod tests {
         let l = labels(&[("instance", ""), ("job", "j")]);
         let s = Metric {
             labels: l.clone(),
-            value: Value::Summary(Box::new(Summary { count: 1234567, sum: 12.0, quantiles: vec![(0.5, 1.0), (0.99, 1e6)] })),
+            value: Value::Summary(Box::new(Summary {
+                count: 1234567,
+                sum: 12.0,
+                quantiles: vec![(0.5, 1.0), (0.99, 1e6)],
+            })),
         };
         let h = Metric {
             labels: l,
-            value: Value::Histogram(Box::new(Histogram { count: 3, sum: 1.5, buckets: vec![(1.0, 1), (1e3, 2)] })),
+            value: Value::Histogram(Box::new(Histogram {
+                count: 3,
+                sum: 1.5,
+                buckets: vec![(1.0, 1), (1e3, 2)],
+            })),
         };
         let mut out = String::new();
         write_metric(&mut out, "s", &s);

@@ -83,7 +83,11 @@ pub fn parse_go(s: &str) -> Option<f64> {
     let special = unsigned.eq_ignore_ascii_case("inf")
         || unsigned.eq_ignore_ascii_case("infinity")
         || unsigned.eq_ignore_ascii_case("nan");
-    if !special && !unsigned.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')) {
+    if !special
+        && !unsigned
+            .bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
         return None;
     }
     let v: f64 = s.parse().ok()?;
@@ -103,7 +107,7 @@ mod tests {
             (1.0, "1"),
             (0.0, "0"),
             (-1.0, "-1"),
-            (3.14, "3.14"),
+            (3.25, "3.25"),
             (1e-5, "1e-05"),
             (0.0001, "0.0001"),
             (123456.0, "123456"),
@@ -145,7 +149,10 @@ mod tests {
         }
         assert!(parse_go("nan").is_some_and(f64::is_nan));
         assert!(parse_go("NaN").is_some_and(f64::is_nan));
-        for bad in ["", "1_000", "0x10", "0x1p3", "1e999", "-1e999", "+nan", "-NaN", "infin", "1\r", "1 ", "e5", "."] {
+        for bad in [
+            "", "1_000", "0x10", "0x1p3", "1e999", "-1e999", "+nan", "-NaN", "infin", "1\r", "1 ",
+            "e5", ".",
+        ] {
             assert_eq!(parse_go(bad), None, "{bad:?} must be refused");
         }
     }

@@ -13,12 +13,21 @@ pub struct GroupingKey {
 /// Why a push URL names no valid group. The texts are the Go gateway's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupingError {
-    JobBase64 { partial: String, err: Base64Error },
+    JobBase64 {
+        partial: String,
+        err: Base64Error,
+    },
     OddComponents(String),
     ImproperName(String),
-    LabelBase64 { name: String, raw: String, err: Base64Error },
+    LabelBase64 {
+        name: String,
+        raw: String,
+        err: Base64Error,
+    },
     JobRequired,
-    NotUtf8 { name: String },
+    NotUtf8 {
+        name: String,
+    },
 }
 
 impl fmt::Display for GroupingError {
@@ -107,13 +116,19 @@ pub fn decode_base64(s: &[u8]) -> Result<Vec<u8>, (Vec<u8>, Base64Error)> {
 }
 
 fn utf8(name: &str, v: Vec<u8>) -> Result<String, GroupingError> {
-    String::from_utf8(v).map_err(|_| GroupingError::NotUtf8 { name: name.to_string() })
+    String::from_utf8(v).map_err(|_| GroupingError::NotUtf8 {
+        name: name.to_string(),
+    })
 }
 
 impl GroupingKey {
     /// Builds the key from the (percent-decoded) job segment and the rest of the path
     /// after it (empty, or starting with `/`), following the Go gateway's `splitLabels`.
-    pub fn parse(job: &[u8], job_is_base64: bool, rest: &[u8]) -> Result<GroupingKey, GroupingError> {
+    pub fn parse(
+        job: &[u8],
+        job_is_base64: bool,
+        rest: &[u8],
+    ) -> Result<GroupingKey, GroupingError> {
         let job = if job_is_base64 {
             decode_base64(job).map_err(|(partial, err)| GroupingError::JobBase64 {
                 partial: String::from_utf8_lossy(&partial).into_owned(),
@@ -125,8 +140,10 @@ impl GroupingKey {
         let mut labels: Vec<(String, String)> = Vec::new();
         if rest.len() > 1 {
             let parts: Vec<&[u8]> = rest.split(|&c| c == b'/').collect();
-            if parts.len() % 2 == 0 {
-                return Err(GroupingError::OddComponents(String::from_utf8_lossy(rest).into_owned()));
+            if parts.len().is_multiple_of(2) {
+                return Err(GroupingError::OddComponents(
+                    String::from_utf8_lossy(rest).into_owned(),
+                ));
             }
             for pair in parts[1..].chunks_exact(2) {
                 let (raw_name, raw_value) = (pair[0], pair[1]);
@@ -166,7 +183,8 @@ impl GroupingKey {
         Ok(GroupingKey { labels })
     }
 
-    /// A key from labels already valid (tests, persistence); `job` must be present.
+    /// A key from labels already valid; `job` must be present.
+    #[cfg(test)]
     pub fn from_labels(mut labels: Vec<(String, String)>) -> GroupingKey {
         labels.sort();
         labels.dedup_by(|a, b| a.0 == b.0);
@@ -178,7 +196,10 @@ impl GroupingKey {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.labels.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.labels
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The Go gateway's map key: names and values joined by 0xFF bytes. Groups are listed
@@ -220,7 +241,9 @@ mod tests {
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -233,7 +256,10 @@ mod tests {
         assert_eq!(decode_base64(b"Lz8+").unwrap_err().1, Base64Error(3));
         assert_eq!(decode_base64(b"YQ=Y").unwrap_err().1, Base64Error(2));
         assert_eq!(decode_base64(b"!!!!").unwrap_err().1, Base64Error(0));
-        assert_eq!(decode_base64(b"YWJjZ").unwrap_err(), (b"abc".to_vec(), Base64Error(4)));
+        assert_eq!(
+            decode_base64(b"YWJjZ").unwrap_err(),
+            (b"abc".to_vec(), Base64Error(4))
+        );
     }
 
     #[test]
@@ -243,22 +269,47 @@ mod tests {
         assert_eq!(key("j", "/a/1/a/2"), Ok(pairs(&[("a", "2"), ("job", "j")])));
         assert_eq!(key("a", "/job/b"), Ok(pairs(&[("job", "a")])));
         assert_eq!(key("ts", "/foo/"), Ok(pairs(&[("foo", ""), ("job", "ts")])));
-        assert_eq!(key("j", "/y/1/y@base64/Mg"), Ok(pairs(&[("job", "j"), ("y", "2")])));
-        assert_eq!(key("j", "/lab@base64/="), Ok(pairs(&[("job", "j"), ("lab", "")])));
-        assert_eq!(key("j", "/lab/a+b c"), Ok(pairs(&[("job", "j"), ("lab", "a+b c")])));
+        assert_eq!(
+            key("j", "/y/1/y@base64/Mg"),
+            Ok(pairs(&[("job", "j"), ("y", "2")]))
+        );
+        assert_eq!(
+            key("j", "/lab@base64/="),
+            Ok(pairs(&[("job", "j"), ("lab", "")]))
+        );
+        assert_eq!(
+            key("j", "/lab/a+b c"),
+            Ok(pairs(&[("job", "j"), ("lab", "a+b c")]))
+        );
         assert_eq!(
             key("j", "/a/b/c").unwrap_err(),
             "odd number of components in label string \"/a/b/c\""
         );
-        assert_eq!(key("j", "/instance/i/").unwrap_err(), "odd number of components in label string \"/instance/i/\"");
-        assert_eq!(key("j", "/a-b/c").unwrap_err(), "improper label name \"a-b\"");
-        assert_eq!(key("j", "/__a/c").unwrap_err(), "improper label name \"__a\"");
-        assert_eq!(key("j", "/@base64/YQ").unwrap_err(), "improper label name \"\"");
+        assert_eq!(
+            key("j", "/instance/i/").unwrap_err(),
+            "odd number of components in label string \"/instance/i/\""
+        );
+        assert_eq!(
+            key("j", "/a-b/c").unwrap_err(),
+            "improper label name \"a-b\""
+        );
+        assert_eq!(
+            key("j", "/__a/c").unwrap_err(),
+            "improper label name \"__a\""
+        );
+        assert_eq!(
+            key("j", "/@base64/YQ").unwrap_err(),
+            "improper label name \"\""
+        );
         assert_eq!(
             key("j", "/lab@base64/a+b").unwrap_err(),
             "invalid base64 encoding for label lab=\"a+b\": illegal base64 data at input byte 1"
         );
-        assert!(key("j", "/v@base64/__4").unwrap_err().contains("not valid UTF-8"));
+        assert!(
+            key("j", "/v@base64/__4")
+                .unwrap_err()
+                .contains("not valid UTF-8")
+        );
         assert!(GroupingKey::parse(b"\xff", false, b"").is_err());
     }
 
@@ -266,9 +317,14 @@ mod tests {
     fn base64_jobs() {
         let k = GroupingKey::parse(b"L3Zhci90bXA", true, b"").unwrap();
         assert_eq!(k.get("job"), Some("/var/tmp"));
-        assert_eq!(GroupingKey::parse(b"=", true, b"").unwrap_err(), GroupingError::JobRequired);
         assert_eq!(
-            GroupingKey::parse(b"!x!", true, b"/instance/i").unwrap_err().to_string(),
+            GroupingKey::parse(b"=", true, b"").unwrap_err(),
+            GroupingError::JobRequired
+        );
+        assert_eq!(
+            GroupingKey::parse(b"!x!", true, b"/instance/i")
+                .unwrap_err()
+                .to_string(),
             "invalid base64 encoding in job name \"\": illegal base64 data at input byte 0"
         );
     }

@@ -47,7 +47,10 @@ pub async fn bind(addresses: &[String]) -> Result<Vec<TcpListener>, String> {
 
 /// Runs the accept loops until the process ends.
 pub fn serve(listeners: Vec<TcpListener>, service: Arc<Service>, activity: Arc<Activity>) {
-    let mut app = tide::with_state(State { service, activity: activity.clone() });
+    let mut app = tide::with_state(State {
+        service,
+        activity: activity.clone(),
+    });
     app.at("").all(endpoint);
     app.at("*").all(endpoint);
     for listener in listeners {
@@ -136,8 +139,15 @@ fn to_tide(r: Response) -> tide::Response {
         Body::Bytes(b) => res.set_body(b),
         Body::Chunks(chunks) => {
             let len = chunks.iter().map(|c| c.len()).sum();
-            let reader = ChunkReader { chunks, index: 0, offset: 0 };
-            res.set_body(tide::Body::from_reader(async_std::io::BufReader::new(reader), Some(len)));
+            let reader = ChunkReader {
+                chunks,
+                index: 0,
+                offset: 0,
+            };
+            res.set_body(tide::Body::from_reader(
+                async_std::io::BufReader::new(reader),
+                Some(len),
+            ));
         }
     }
     res
@@ -151,7 +161,11 @@ struct ChunkReader {
 }
 
 impl Read for ChunkReader {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
         while let Some(chunk) = this.chunks.get(this.index) {
             let rest = &chunk[this.offset..];

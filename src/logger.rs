@@ -42,7 +42,10 @@ impl log::Log for Logger {
         let ts = rfc3339_nano(SystemTime::now());
         let caller = format!(
             "{}:{}",
-            record.file().and_then(|f| f.rsplit('/').next()).unwrap_or("?"),
+            record
+                .file()
+                .and_then(|f| f.rsplit('/').next())
+                .unwrap_or("?"),
             record.line().unwrap_or(0)
         );
         let level = record.level().as_str().to_lowercase();

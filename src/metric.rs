@@ -93,7 +93,10 @@ impl Value {
                 | (Value::Gauge(_), MetricType::Gauge)
                 | (Value::Untyped(_), MetricType::Untyped)
                 | (Value::Summary(_), MetricType::Summary)
-                | (Value::Histogram(_), MetricType::Histogram | MetricType::GaugeHistogram)
+                | (
+                    Value::Histogram(_),
+                    MetricType::Histogram | MetricType::GaugeHistogram
+                )
         )
     }
 }
@@ -104,14 +107,6 @@ pub fn is_label_name(s: &str) -> bool {
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
-}
-
-/// Whether `s` is a legacy Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub fn is_metric_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
 }
 
 /// A label set sorted by name, packed into one string and one offset table so that a
@@ -134,7 +129,10 @@ impl Labels {
             text.push_str(v);
             ends.push(text.len() as u32);
         }
-        Labels { text: text.into(), ends: ends.into() }
+        Labels {
+            text: text.into(),
+            ends: ends.into(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -147,7 +145,11 @@ impl Labels {
 
     /// The i-th (name, value) pair.
     pub fn pair(&self, i: usize) -> (&str, &str) {
-        let start = if i == 0 { 0 } else { self.ends[2 * i - 1] as usize };
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends[2 * i - 1] as usize
+        };
         let mid = self.ends[2 * i] as usize;
         let end = self.ends[2 * i + 1] as usize;
         (&self.text[start..mid], &self.text[mid..end])
@@ -155,10 +157,6 @@ impl Labels {
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         (0..self.len()).map(|i| self.pair(i))
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 }
 
@@ -216,14 +214,16 @@ mod tests {
         let b = Labels::from_sorted([("a", "z"), ("job", "a")]);
         let c = Labels::from_sorted([("job", "x")]);
         assert_eq!(a.pair(1), ("job", "b"));
-        assert_eq!(a.get("instance"), Some(""));
         assert_eq!(a.len(), 2);
         // Fewer labels first, then values position by position regardless of names.
         let mut v = vec![b.clone(), a.clone(), c.clone()];
         v.sort();
         assert_eq!(v, vec![c, a, b]);
         let d = Labels::from_sorted([("instance", ""), ("zob", "b")]);
-        assert_ne!(Labels::from_sorted([("instance", ""), ("job", "b")]).cmp(&d), Ordering::Equal);
+        assert_ne!(
+            Labels::from_sorted([("instance", ""), ("job", "b")]).cmp(&d),
+            Ordering::Equal
+        );
     }
 
     #[test]
@@ -232,7 +232,5 @@ mod tests {
         assert!(!is_label_name("1a"));
         assert!(!is_label_name("a-b"));
         assert!(!is_label_name(""));
-        assert!(is_metric_name("a:b_c"));
-        assert!(!is_metric_name("a.b"));
     }
 }

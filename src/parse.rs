@@ -93,7 +93,7 @@ struct Parser<'a> {
     families: Vec<ParsedFamily<'a>>,
     by_name: HashMap<Cow<'a, str>, usize>,
     /// Summary/histogram metrics by family and label signature (labels except quantile/le).
-    compound: HashMap<(usize, Vec<(Cow<'a, str>, Cow<'a, str>)>), usize>,
+    compound: HashMap<(usize, LabelPairs<'a>), usize>,
     token: Cow<'a, str>,
     mf: usize,
     labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
@@ -110,6 +110,8 @@ struct Parser<'a> {
     /// The metric the current line wrote, for its timestamp.
     last_metric: Option<(usize, usize)>,
 }
+
+type LabelPairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 type Step<'a> = Result<Option<State>, ParseError>;
 
@@ -173,17 +175,24 @@ impl<'a> Parser<'a> {
                 Ok(Ok(Some(next))) => state = next,
                 Ok(Ok(None)) => return Ok(()),
                 Ok(Err(e)) => return Err(e),
-                Err(Eof) => return Err(self.error_at(self.buf.len(), "unexpected end of input stream")),
+                Err(Eof) => {
+                    return Err(self.error_at(self.buf.len(), "unexpected end of input stream"));
+                }
             }
         }
     }
 
     fn error_at(&self, offset: usize, msg: impl Into<String>) -> ParseError {
-        let column = String::from_utf8_lossy(&self.buf[self.line_start..offset.min(self.buf.len())])
-            .chars()
-            .count()
-            + 1;
-        ParseError { line: self.line, column, msg: msg.into() }
+        let column =
+            String::from_utf8_lossy(&self.buf[self.line_start..offset.min(self.buf.len())])
+                .chars()
+                .count()
+                + 1;
+        ParseError {
+            line: self.line,
+            column,
+            msg: msg.into(),
+        }
     }
 
     /// An error about the byte just read.
@@ -259,7 +268,11 @@ impl<'a> Parser<'a> {
                         return Ok(Err(self.error_at(start + i, msg)));
                     }
                     // A backslash right before the newline escapes the newline itself.
-                    None => return Ok(Err(self.error_at(start + i, "invalid escape sequence '\\\n'"))),
+                    None => {
+                        return Ok(Err(
+                            self.error_at(start + i, "invalid escape sequence '\\\n'")
+                        ));
+                    }
                 }
                 i += 2;
             } else {
@@ -297,7 +310,9 @@ impl<'a> Parser<'a> {
     fn read_token_as_label_value(&mut self) -> Result<Result<(), ParseError>, Eof> {
         let start = self.pos;
         // Fast path: no escape before the closing quote.
-        let stop = memchr3(b'"', b'\\', b'\n', &self.buf[start..]).map(|i| start + i).ok_or(Eof)?;
+        let stop = memchr3(b'"', b'\\', b'\n', &self.buf[start..])
+            .map(|i| start + i)
+            .ok_or(Eof)?;
         if self.buf[stop] == b'"' {
             self.pos = stop + 1;
             self.cur = b'"';
@@ -346,7 +361,10 @@ impl<'a> Parser<'a> {
         let buf: &'a [u8] = self.buf;
         Ok(match std::str::from_utf8(&buf[start..end]) {
             Ok(s) => Cow::Borrowed(s),
-            Err(_) => Cow::Owned(format!("\u{0}{}", String::from_utf8_lossy(&buf[start..end]))),
+            Err(_) => Cow::Owned(format!(
+                "\u{0}{}",
+                String::from_utf8_lossy(&buf[start..end])
+            )),
         })
     }
 
@@ -359,27 +377,29 @@ impl<'a> Parser<'a> {
         }
         let strip = |suffix: &str| name.strip_suffix(suffix).filter(|b| !b.is_empty());
         let (count, sum, bucket) = (strip("_count"), strip("_sum"), strip("_bucket"));
-        if let Some(base) = count.or(sum) {
-            if let Some(&i) = self.by_name.get(base) {
-                if self.families[i].mtype == MetricType::Summary {
-                    self.mf = i;
-                    self.part = if count.is_some() { Part::Count } else { Part::Sum };
-                    return;
-                }
-            }
+        if let Some(base) = count.or(sum)
+            && let Some(&i) = self.by_name.get(base)
+            && self.families[i].mtype == MetricType::Summary
+        {
+            self.mf = i;
+            self.part = if count.is_some() {
+                Part::Count
+            } else {
+                Part::Sum
+            };
+            return;
         }
-        if let Some(base) = count.or(sum).or(bucket) {
-            if let Some(&i) = self.by_name.get(base) {
-                if self.families[i].mtype == MetricType::Histogram {
-                    self.mf = i;
-                    self.part = match (count, sum) {
-                        (Some(_), _) => Part::Count,
-                        (_, Some(_)) => Part::Sum,
-                        _ => Part::Plain,
-                    };
-                    return;
-                }
-            }
+        if let Some(base) = count.or(sum).or(bucket)
+            && let Some(&i) = self.by_name.get(base)
+            && self.families[i].mtype == MetricType::Histogram
+        {
+            self.mf = i;
+            self.part = match (count, sum) {
+                (Some(_), _) => Part::Count,
+                (_, Some(_)) => Part::Sum,
+                _ => Part::Plain,
+            };
+            return;
         }
         self.families.push(ParsedFamily {
             name: name.clone(),
@@ -435,7 +455,11 @@ impl<'a> Parser<'a> {
         if self.cur == b'\n' {
             return Ok(Ok(Some(State::StartOfLine)));
         }
-        Ok(Ok(Some(if keyword == "HELP" { State::ReadingHelp } else { State::ReadingType })))
+        Ok(Ok(Some(if keyword == "HELP" {
+            State::ReadingHelp
+        } else {
+            State::ReadingType
+        })))
     }
 
     fn reading_metric_name(&mut self) -> Result<Step<'a>, Eof> {
@@ -452,7 +476,10 @@ impl<'a> Parser<'a> {
     }
 
     fn compound_type(&self) -> bool {
-        matches!(self.families[self.mf].mtype, MetricType::Summary | MetricType::Histogram)
+        matches!(
+            self.families[self.mf].mtype,
+            MetricType::Summary | MetricType::Histogram
+        )
     }
 
     fn reading_labels(&mut self) -> Step<'a> {
@@ -479,7 +506,10 @@ impl<'a> Parser<'a> {
         }
         self.skip_blank_tab_if_current()?;
         if self.cur != b'=' {
-            return Ok(self.error(format!("expected '=' after label name, found {:?}", self.cur as char)));
+            return Ok(self.error(format!(
+                "expected '=' after label name, found {:?}",
+                self.cur as char
+            )));
         }
         if self.token == "__name__" {
             return Ok(self.token_error("label name \"__name__\" is reserved"));
@@ -493,7 +523,8 @@ impl<'a> Parser<'a> {
                 let name = self.families[self.mf].name.clone();
                 return Ok(self.token_error(format!("duplicate label names for metric {name:?}")));
             }
-            self.labels.push((self.label_name.clone(), Cow::Borrowed("")));
+            self.labels
+                .push((self.label_name.clone(), Cow::Borrowed("")));
         }
         Ok(Ok(Some(State::StartLabelValue)))
     }
@@ -501,7 +532,10 @@ impl<'a> Parser<'a> {
     fn start_label_value(&mut self) -> Result<Step<'a>, Eof> {
         self.skip_blank_tab()?;
         if self.cur != b'"' {
-            return Ok(self.error(format!("expected '\"' at start of label value, found {:?}", self.cur as char)));
+            return Ok(self.error(format!(
+                "expected '\"' at start of label value, found {:?}",
+                self.cur as char
+            )));
         }
         let value_start = self.pos;
         if let Err(e) = self.read_token_as_label_value()? {
@@ -509,7 +543,9 @@ impl<'a> Parser<'a> {
         }
         if self.token.starts_with('\u{0}') {
             let shown = self.token[1..].to_string();
-            return Ok(Err(self.error_at(value_start, format!("invalid label value {shown:?}"))));
+            return Ok(Err(
+                self.error_at(value_start, format!("invalid label value {shown:?}"))
+            ));
         }
         let value = self.token.clone();
         let mtype = self.families[self.mf].mtype;
@@ -518,7 +554,8 @@ impl<'a> Parser<'a> {
             match float::parse_go(&value) {
                 Some(q) => self.quantile = Some(q),
                 None => {
-                    let msg = format!("expected float as value for 'quantile' label, got {value:?}");
+                    let msg =
+                        format!("expected float as value for 'quantile' label, got {value:?}");
                     return Ok(Err(self.error_at(value_start, msg)));
                 }
             }
@@ -568,7 +605,11 @@ impl<'a> Parser<'a> {
                     MetricType::Gauge => Value::Gauge(value),
                     _ => Value::Untyped(value),
                 };
-                self.families[mf].metrics.push(ParsedMetric { labels, value: v, timestamp_ms: None });
+                self.families[mf].metrics.push(ParsedMetric {
+                    labels,
+                    value: v,
+                    timestamp_ms: None,
+                });
             }
             MetricType::Summary | MetricType::Histogram => {
                 let idx = self.compound_metric(mf, labels, mtype);
@@ -603,11 +644,17 @@ impl<'a> Parser<'a> {
     }
 
     fn current_metric_index(&self, mf: usize) -> usize {
-        self.current_compound.unwrap_or(self.families[mf].metrics.len() - 1)
+        self.current_compound
+            .unwrap_or(self.families[mf].metrics.len() - 1)
     }
 
     /// Finds or creates the summary/histogram metric for the current label signature.
-    fn compound_metric(&mut self, mf: usize, labels: Vec<(Cow<'a, str>, Cow<'a, str>)>, mtype: MetricType) -> usize {
+    fn compound_metric(
+        &mut self,
+        mf: usize,
+        labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+        mtype: MetricType,
+    ) -> usize {
         let mut sig = std::mem::take(&mut self.signature);
         sig.sort();
         let key = (mf, sig);
@@ -620,7 +667,11 @@ impl<'a> Parser<'a> {
                     Value::Histogram(Box::default())
                 };
                 let fam = &mut self.families[mf];
-                fam.metrics.push(ParsedMetric { labels, value, timestamp_ms: None });
+                fam.metrics.push(ParsedMetric {
+                    labels,
+                    value,
+                    timestamp_ms: None,
+                });
                 let i = fam.metrics.len() - 1;
                 self.compound.insert(key, i);
                 i
@@ -648,7 +699,10 @@ impl<'a> Parser<'a> {
         let nl = memchr(b'\n', &self.buf[rest_start..]).ok_or(Eof)?;
         if nl > 0 {
             let rest = self.slice(rest_start, rest_start + nl);
-            return Ok(Err(self.error_at(rest_start, format!("spurious string after timestamp: {rest:?}"))));
+            return Ok(Err(self.error_at(
+                rest_start,
+                format!("spurious string after timestamp: {rest:?}"),
+            )));
         }
         self.pos = rest_start + 1;
         self.cur = b'\n';

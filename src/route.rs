@@ -5,7 +5,11 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// PUT, POST or DELETE on `/metrics/job[@base64]/<job>[<rest>]`.
-    Push { job: Vec<u8>, job_base64: bool, rest: Vec<u8> },
+    Push {
+        job: Vec<u8>,
+        job_base64: bool,
+        rest: Vec<u8>,
+    },
     Scrape,
     Healthy,
     Ready,
@@ -20,10 +24,15 @@ pub enum Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolved {
     Route(Route),
-    Redirect { status: u16, location: String },
+    Redirect {
+        status: u16,
+        location: String,
+    },
     /// OPTIONS on a known path: 200 with this `Allow`.
     Options(&'static str),
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     /// The Go gateway's own text for `GET /-/quit`.
     QuitWrongMethod,
     NotFound,
@@ -107,14 +116,24 @@ fn with_query(path: String, query: Option<&str>) -> String {
 
 /// Resolves `method` on the raw (still percent-encoded) path.
 pub fn resolve(method: &str, raw_path: &str, query: Option<&str>, cfg: &RouteConfig) -> Resolved {
-    let Some(path) = percent_decode(raw_path) else { return Resolved::BadRequest };
+    let Some(path) = percent_decode(raw_path) else {
+        return Resolved::BadRequest;
+    };
     let cleaned = clean(&path);
     if cleaned != path {
-        return Resolved::Redirect { status: 301, location: with_query(escape_path(&cleaned), query) };
+        return Resolved::Redirect {
+            status: 301,
+            location: with_query(escape_path(&cleaned), query),
+        };
     }
     let redirect_status = if method == "GET" { 301 } else { 307 };
     if let Some(r) = resolve_exact(method, &path, cfg) {
         return r;
+    }
+    // httprouter recommends dropping the slash of an empty job segment (the target is a 404).
+    if path == b"/metrics/job/" || path == b"/metrics/job@base64/" {
+        let location = String::from_utf8_lossy(&path[..path.len() - 1]).into_owned();
+        return Resolved::Redirect { status: redirect_status, location: with_query(location, query) };
     }
     // httprouter's repairs: a trailing slash too many or too few, or the wrong case.
     let candidates = [
@@ -124,7 +143,10 @@ pub fn resolve(method: &str, raw_path: &str, query: Option<&str>, cfg: &RouteCon
     ];
     for c in candidates.into_iter().flatten() {
         if c != path && resolve_exact(method, &c, cfg).is_some() {
-            return Resolved::Redirect { status: redirect_status, location: with_query(escape_path(&c), query) };
+            return Resolved::Redirect {
+                status: redirect_status,
+                location: with_query(escape_path(&c), query),
+            };
         }
     }
     Resolved::NotFound
@@ -152,9 +174,14 @@ fn resolve_exact(method: &str, path: &[u8], cfg: &RouteConfig) -> Option<Resolve
             "PUT" | "POST" => Resolved::Route(Route::Quit),
             "GET" => Resolved::QuitWrongMethod,
             "OPTIONS" => Resolved::Options("OPTIONS, POST, PUT"),
-            _ => Resolved::MethodNotAllowed { allow: "OPTIONS, POST, PUT" },
+            _ => Resolved::MethodNotAllowed {
+                allow: "OPTIONS, POST, PUT",
+            },
         },
-        b"/api/v1" => Resolved::Redirect { status: 301, location: "/api/v1/".into() },
+        b"/api/v1" => Resolved::Redirect {
+            status: 301,
+            location: "/api/v1/".into(),
+        },
         p if p.starts_with(b"/api/v1/") => resolve_api(method, &p[7..], cfg)?,
         _ => return None,
     })
@@ -167,7 +194,9 @@ fn resolve_api(method: &str, sub: &[u8], cfg: &RouteConfig) -> Option<Resolved> 
     Some(match sub {
         b"/metrics" => for_methods(method, GET_ALLOW, &[("GET", Route::ApiMetrics)]),
         b"/status" => for_methods(method, GET_ALLOW, &[("GET", Route::ApiStatus)]),
-        b"/admin/wipe" if cfg.enable_admin => for_methods(method, "OPTIONS, PUT", &[("PUT", Route::Wipe)]),
+        b"/admin/wipe" if cfg.enable_admin => {
+            for_methods(method, "OPTIONS, PUT", &[("PUT", Route::Wipe)])
+        }
         _ => return None,
     })
 }
@@ -187,8 +216,16 @@ fn resolve_push(method: &str, path: &[u8]) -> Option<Resolved> {
     if job.is_empty() {
         return None;
     }
-    let route = Route::Push { job: job.to_vec(), job_base64, rest: rest.to_vec() };
-    let routes = [("PUT", route.clone()), ("POST", route.clone()), ("DELETE", route)];
+    let route = Route::Push {
+        job: job.to_vec(),
+        job_base64,
+        rest: rest.to_vec(),
+    };
+    let routes = [
+        ("PUT", route.clone()),
+        ("POST", route.clone()),
+        ("DELETE", route),
+    ];
     Some(for_methods(method, PUSH_ALLOW, &routes))
 }
 
@@ -197,7 +234,11 @@ mod tests {
     use super::*;
 
     fn cfg() -> RouteConfig {
-        RouteConfig { telemetry_path: "/metrics".into(), enable_admin: false, enable_lifecycle: false }
+        RouteConfig {
+            telemetry_path: "/metrics".into(),
+            enable_admin: false,
+            enable_lifecycle: false,
+        }
     }
 
     fn r(method: &str, path: &str) -> Resolved {
@@ -205,33 +246,67 @@ mod tests {
     }
 
     fn redirect(status: u16, location: &str) -> Resolved {
-        Resolved::Redirect { status, location: location.into() }
+        Resolved::Redirect {
+            status,
+            location: location.into(),
+        }
     }
 
     #[test]
     fn push_paths() {
         let push = |job: &str, rest: &str, b64| {
-            Resolved::Route(Route::Push { job: job.into(), job_base64: b64, rest: rest.into() })
+            Resolved::Route(Route::Push {
+                job: job.into(),
+                job_base64: b64,
+                rest: rest.into(),
+            })
         };
         assert_eq!(r("PUT", "/metrics/job/j"), push("j", "", false));
         assert_eq!(r("POST", "/metrics/job/j/a/b"), push("j", "/a/b", false));
-        assert_eq!(r("DELETE", "/metrics/job@base64/YQ/"), push("YQ", "/", true));
-        assert_eq!(r("PUT", "/metrics/job/j/v/a+b%20c"), push("j", "/v/a+b c", false));
+        assert_eq!(
+            r("DELETE", "/metrics/job@base64/YQ/"),
+            push("YQ", "/", true)
+        );
+        assert_eq!(
+            r("PUT", "/metrics/job/j/v/a+b%20c"),
+            push("j", "/v/a+b c", false)
+        );
         assert_eq!(r("PUT", "/metrics/job/a%2Fb"), push("a", "/b", false));
         assert_eq!(r("PUT", "/metrics/%6Aob/j"), push("j", "", false));
-        assert_eq!(r("GET", "/metrics/job/j"), Resolved::MethodNotAllowed { allow: PUSH_ALLOW });
-        assert_eq!(r("HEAD", "/metrics/job/j"), Resolved::MethodNotAllowed { allow: PUSH_ALLOW });
-        assert_eq!(r("OPTIONS", "/metrics/job/j"), Resolved::Options(PUSH_ALLOW));
+        assert_eq!(
+            r("GET", "/metrics/job/j"),
+            Resolved::MethodNotAllowed { allow: PUSH_ALLOW }
+        );
+        assert_eq!(
+            r("HEAD", "/metrics/job/j"),
+            Resolved::MethodNotAllowed { allow: PUSH_ALLOW }
+        );
+        assert_eq!(
+            r("OPTIONS", "/metrics/job/j"),
+            Resolved::Options(PUSH_ALLOW)
+        );
     }
 
     #[test]
     fn go_router_quirks() {
         assert_eq!(r("PUT", "/metrics/job"), Resolved::NotFound);
         assert_eq!(r("PUT", "/metrics/job/"), redirect(307, "/metrics/job"));
-        assert_eq!(r("PUT", "/metrics"), Resolved::MethodNotAllowed { allow: GET_ALLOW });
-        assert_eq!(r("HEAD", "/metrics"), Resolved::MethodNotAllowed { allow: GET_ALLOW });
-        assert_eq!(r("PUT", "/metrics/job//a/b"), redirect(301, "/metrics/job/a/b"));
-        assert_eq!(r("PUT", "/metrics/job/j/../k"), redirect(301, "/metrics/job/k"));
+        assert_eq!(
+            r("PUT", "/metrics"),
+            Resolved::MethodNotAllowed { allow: GET_ALLOW }
+        );
+        assert_eq!(
+            r("HEAD", "/metrics"),
+            Resolved::MethodNotAllowed { allow: GET_ALLOW }
+        );
+        assert_eq!(
+            r("PUT", "/metrics/job//a/b"),
+            redirect(301, "/metrics/job/a/b")
+        );
+        assert_eq!(
+            r("PUT", "/metrics/job/j/../k"),
+            redirect(301, "/metrics/job/k")
+        );
         assert_eq!(r("GET", "/METRICS"), redirect(301, "/metrics"));
         assert_eq!(r("GET", "/api/v1"), redirect(301, "/api/v1/"));
         assert_eq!(r("PUT", "/metrics/job/j/v/%zz"), Resolved::BadRequest);
@@ -239,8 +314,14 @@ mod tests {
         assert_eq!(r("GET", "/api/v1/nope"), Resolved::NotFound);
         assert_eq!(r("PUT", "/metrics/jobs/j"), Resolved::NotFound);
         assert_eq!(r("PUT", "/api/v1/admin/wipe"), Resolved::NotFound);
-        assert_eq!(r("OPTIONS", "/api/v1/x"), Resolved::Route(Route::ApiOptions));
-        assert_eq!(r("POST", "/api/v1/status"), Resolved::MethodNotAllowed { allow: GET_ALLOW });
+        assert_eq!(
+            r("OPTIONS", "/api/v1/x"),
+            Resolved::Route(Route::ApiOptions)
+        );
+        assert_eq!(
+            r("POST", "/api/v1/status"),
+            Resolved::MethodNotAllowed { allow: GET_ALLOW }
+        );
         assert_eq!(r("GET", "/-/quit"), Resolved::QuitWrongMethod);
         assert_eq!(
             resolve("GET", "/a//b", Some("x=1"), &cfg()),

@@ -22,47 +22,171 @@ use MetricType::{Counter as C, Gauge as G, Summary as S};
 /// have, but a push of one of those names is still checked against (and shown with) the
 /// Go gateway's type and HELP, so that every push is accepted or refused as there.
 pub static OWN_FAMILIES: &[OwnFamily] = &[
-    own("go_gc_duration_seconds", S, "A summary of the pause duration of garbage collection cycles."),
-    own("go_goroutines", G, "Number of goroutines that currently exist."),
+    own(
+        "go_gc_duration_seconds",
+        S,
+        "A summary of the pause duration of garbage collection cycles.",
+    ),
+    own(
+        "go_goroutines",
+        G,
+        "Number of goroutines that currently exist.",
+    ),
     own("go_info", G, "Information about the Go environment."),
-    own("go_memstats_alloc_bytes", G, "Number of bytes allocated and still in use."),
-    own("go_memstats_alloc_bytes_total", C, "Total number of bytes allocated, even if freed."),
-    own("go_memstats_buck_hash_sys_bytes", G, "Number of bytes used by the profiling bucket hash table."),
+    own(
+        "go_memstats_alloc_bytes",
+        G,
+        "Number of bytes allocated and still in use.",
+    ),
+    own(
+        "go_memstats_alloc_bytes_total",
+        C,
+        "Total number of bytes allocated, even if freed.",
+    ),
+    own(
+        "go_memstats_buck_hash_sys_bytes",
+        G,
+        "Number of bytes used by the profiling bucket hash table.",
+    ),
     own("go_memstats_frees_total", C, "Total number of frees."),
-    own("go_memstats_gc_sys_bytes", G, "Number of bytes used for garbage collection system metadata."),
-    own("go_memstats_heap_alloc_bytes", G, "Number of heap bytes allocated and still in use."),
-    own("go_memstats_heap_idle_bytes", G, "Number of heap bytes waiting to be used."),
-    own("go_memstats_heap_inuse_bytes", G, "Number of heap bytes that are in use."),
-    own("go_memstats_heap_objects", G, "Number of allocated objects."),
-    own("go_memstats_heap_released_bytes", G, "Number of heap bytes released to OS."),
-    own("go_memstats_heap_sys_bytes", G, "Number of heap bytes obtained from system."),
-    own("go_memstats_last_gc_time_seconds", G, "Number of seconds since 1970 of last garbage collection."),
-    own("go_memstats_lookups_total", C, "Total number of pointer lookups."),
+    own(
+        "go_memstats_gc_sys_bytes",
+        G,
+        "Number of bytes used for garbage collection system metadata.",
+    ),
+    own(
+        "go_memstats_heap_alloc_bytes",
+        G,
+        "Number of heap bytes allocated and still in use.",
+    ),
+    own(
+        "go_memstats_heap_idle_bytes",
+        G,
+        "Number of heap bytes waiting to be used.",
+    ),
+    own(
+        "go_memstats_heap_inuse_bytes",
+        G,
+        "Number of heap bytes that are in use.",
+    ),
+    own(
+        "go_memstats_heap_objects",
+        G,
+        "Number of allocated objects.",
+    ),
+    own(
+        "go_memstats_heap_released_bytes",
+        G,
+        "Number of heap bytes released to OS.",
+    ),
+    own(
+        "go_memstats_heap_sys_bytes",
+        G,
+        "Number of heap bytes obtained from system.",
+    ),
+    own(
+        "go_memstats_last_gc_time_seconds",
+        G,
+        "Number of seconds since 1970 of last garbage collection.",
+    ),
+    own(
+        "go_memstats_lookups_total",
+        C,
+        "Total number of pointer lookups.",
+    ),
     own("go_memstats_mallocs_total", C, "Total number of mallocs."),
-    own("go_memstats_mcache_inuse_bytes", G, "Number of bytes in use by mcache structures."),
-    own("go_memstats_mcache_sys_bytes", G, "Number of bytes used for mcache structures obtained from system."),
-    own("go_memstats_mspan_inuse_bytes", G, "Number of bytes in use by mspan structures."),
-    own("go_memstats_mspan_sys_bytes", G, "Number of bytes used for mspan structures obtained from system."),
-    own("go_memstats_next_gc_bytes", G, "Number of heap bytes when next garbage collection will take place."),
-    own("go_memstats_other_sys_bytes", G, "Number of bytes used for other system allocations."),
-    own("go_memstats_stack_inuse_bytes", G, "Number of bytes in use by the stack allocator."),
-    own("go_memstats_stack_sys_bytes", G, "Number of bytes obtained from system for stack allocator."),
-    own("go_memstats_sys_bytes", G, "Number of bytes obtained from system."),
+    own(
+        "go_memstats_mcache_inuse_bytes",
+        G,
+        "Number of bytes in use by mcache structures.",
+    ),
+    own(
+        "go_memstats_mcache_sys_bytes",
+        G,
+        "Number of bytes used for mcache structures obtained from system.",
+    ),
+    own(
+        "go_memstats_mspan_inuse_bytes",
+        G,
+        "Number of bytes in use by mspan structures.",
+    ),
+    own(
+        "go_memstats_mspan_sys_bytes",
+        G,
+        "Number of bytes used for mspan structures obtained from system.",
+    ),
+    own(
+        "go_memstats_next_gc_bytes",
+        G,
+        "Number of heap bytes when next garbage collection will take place.",
+    ),
+    own(
+        "go_memstats_other_sys_bytes",
+        G,
+        "Number of bytes used for other system allocations.",
+    ),
+    own(
+        "go_memstats_stack_inuse_bytes",
+        G,
+        "Number of bytes in use by the stack allocator.",
+    ),
+    own(
+        "go_memstats_stack_sys_bytes",
+        G,
+        "Number of bytes obtained from system for stack allocator.",
+    ),
+    own(
+        "go_memstats_sys_bytes",
+        G,
+        "Number of bytes obtained from system.",
+    ),
     own("go_threads", G, "Number of OS threads created."),
-    own("process_cpu_seconds_total", C, "Total user and system CPU time spent in seconds."),
-    own("process_max_fds", G, "Maximum number of open file descriptors."),
+    own(
+        "process_cpu_seconds_total",
+        C,
+        "Total user and system CPU time spent in seconds.",
+    ),
+    own(
+        "process_max_fds",
+        G,
+        "Maximum number of open file descriptors.",
+    ),
     own("process_open_fds", G, "Number of open file descriptors."),
-    own("process_resident_memory_bytes", G, "Resident memory size in bytes."),
-    own("process_start_time_seconds", G, "Start time of the process since unix epoch in seconds."),
-    own("process_virtual_memory_bytes", G, "Virtual memory size in bytes."),
-    own("process_virtual_memory_max_bytes", G, "Maximum amount of virtual memory available in bytes."),
+    own(
+        "process_resident_memory_bytes",
+        G,
+        "Resident memory size in bytes.",
+    ),
+    own(
+        "process_start_time_seconds",
+        G,
+        "Start time of the process since unix epoch in seconds.",
+    ),
+    own(
+        "process_virtual_memory_bytes",
+        G,
+        "Virtual memory size in bytes.",
+    ),
+    own(
+        "process_virtual_memory_max_bytes",
+        G,
+        "Maximum amount of virtual memory available in bytes.",
+    ),
     own(
         "pushgateway_build_info",
         G,
         "A metric with a constant '1' value labeled by version, revision, branch, goversion from which pushgateway was built, and the goos and goarch for the build.",
     ),
-    own("pushgateway_http_push_duration_seconds", S, "HTTP request duration for pushes to the Pushgateway."),
-    own("pushgateway_http_push_size_bytes", S, "HTTP request size for pushes to the Pushgateway."),
+    own(
+        "pushgateway_http_push_duration_seconds",
+        S,
+        "HTTP request duration for pushes to the Pushgateway.",
+    ),
+    own(
+        "pushgateway_http_push_size_bytes",
+        S,
+        "HTTP request size for pushes to the Pushgateway.",
+    ),
     own(
         "pushgateway_http_requests_total",
         C,
@@ -85,7 +209,10 @@ pub struct Gathered {
 }
 
 fn gauge(v: f64) -> Vec<Metric> {
-    vec![Metric { labels: Labels::from_sorted([]), value: Value::Gauge(v) }]
+    vec![Metric {
+        labels: Labels::from_sorted([]),
+        value: Value::Gauge(v),
+    }]
 }
 
 /// The version our build reports in `pushgateway_build_info` and `--version`.
@@ -114,7 +241,10 @@ pub fn gather() -> Vec<Gathered> {
         let v = (utime + stime) / USER_HZ;
         push(
             "process_cpu_seconds_total",
-            vec![Metric { labels: Labels::from_sorted([]), value: Value::Counter(v) }],
+            vec![Metric {
+                labels: Labels::from_sorted([]),
+                value: Value::Counter(v),
+            }],
         );
     }
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
@@ -145,7 +275,10 @@ pub fn gather() -> Vec<Gathered> {
                 ("goarch", go_arch()),
                 ("goos", std::env::consts::OS),
                 ("goversion", "rust"),
-                ("revision", option_env!("PUSHGATEWAY_REVISION").unwrap_or("unknown")),
+                (
+                    "revision",
+                    option_env!("PUSHGATEWAY_REVISION").unwrap_or("unknown"),
+                ),
                 ("version", VERSION),
             ]),
             value: Value::Gauge(1.0),
@@ -200,14 +333,22 @@ mod tests {
     #[test]
     fn table_is_sorted_for_binary_search() {
         assert!(OWN_FAMILIES.windows(2).all(|w| w[0].name < w[1].name));
-        assert_eq!(own_family("go_goroutines").map(|f| f.mtype), Some(MetricType::Gauge));
+        assert_eq!(
+            own_family("go_goroutines").map(|f| f.mtype),
+            Some(MetricType::Gauge)
+        );
         assert!(own_family("push_time_seconds").is_none());
     }
 
     #[test]
     fn gathers_process_families_on_linux() {
         let names: Vec<&str> = gather().iter().map(|g| g.family.name).collect();
-        for want in ["process_cpu_seconds_total", "process_open_fds", "process_resident_memory_bytes", "pushgateway_build_info"] {
+        for want in [
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_resident_memory_bytes",
+            "pushgateway_build_info",
+        ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
     }

@@ -34,7 +34,11 @@ pub struct Response {
 
 impl Response {
     fn empty(status: u16) -> Response {
-        Response { status, headers: Vec::new(), body: Body::Empty }
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
     }
 
     /// Go's `http.Error`: plain text, nosniff, message plus newline.
@@ -60,17 +64,30 @@ impl Response {
     fn json(body: String) -> Response {
         let mut headers = cors_headers();
         headers.push(("Content-Type", "application/json".into()));
-        Response { status: 200, headers, body: Body::Bytes(body.into_bytes()) }
+        Response {
+            status: 200,
+            headers,
+            body: Body::Bytes(body.into_bytes()),
+        }
     }
 }
 
 fn cors_headers() -> Vec<(&'static str, String)> {
     vec![
-        ("Access-Control-Allow-Headers", "Accept, Authorization, Content-Type, Origin".into()),
-        ("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS".into()),
+        (
+            "Access-Control-Allow-Headers",
+            "Accept, Authorization, Content-Type, Origin".into(),
+        ),
+        (
+            "Access-Control-Allow-Methods",
+            "GET, POST, DELETE, OPTIONS".into(),
+        ),
         ("Access-Control-Allow-Origin", "*".into()),
         ("Access-Control-Expose-Headers", "Date".into()),
-        ("Cache-Control", "no-cache, no-store, must-revalidate".into()),
+        (
+            "Cache-Control",
+            "no-cache, no-store, must-revalidate".into(),
+        ),
     ]
 }
 
@@ -90,12 +107,26 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(store: Arc<Store>, settings: Settings, quit: Box<dyn Fn() + Send + Sync>) -> Service {
-        Service { store, settings, start: SystemTime::now(), quit }
+    pub fn new(
+        store: Arc<Store>,
+        settings: Settings,
+        quit: Box<dyn Fn() + Send + Sync>,
+    ) -> Service {
+        Service {
+            store,
+            settings,
+            start: SystemTime::now(),
+            quit,
+        }
     }
 
     pub fn handle(&self, req: Request) -> Response {
-        let resolved = route::resolve(&req.method, &req.path, req.query.as_deref(), &self.settings.routes);
+        let resolved = route::resolve(
+            &req.method,
+            &req.path,
+            req.query.as_deref(),
+            &self.settings.routes,
+        );
         match resolved {
             Resolved::Route(r) => self.route(r, req),
             Resolved::Redirect { status, location } => Response {
@@ -103,7 +134,11 @@ impl Service {
                 headers: vec![("Location", location)],
                 body: Body::Empty,
             },
-            Resolved::Options(allow) => Response { status: 200, headers: vec![("Allow", allow.into())], body: Body::Empty },
+            Resolved::Options(allow) => Response {
+                status: 200,
+                headers: vec![("Allow", allow.into())],
+                body: Body::Empty,
+            },
             Resolved::MethodNotAllowed { allow } => {
                 let mut r = Response::error(405, "Method Not Allowed");
                 r.headers.push(("Allow", allow.into()));
@@ -121,7 +156,11 @@ impl Service {
 
     fn route(&self, route: Route, req: Request) -> Response {
         match route {
-            Route::Push { job, job_base64, rest } => self.push(&req, &job, job_base64, &rest),
+            Route::Push {
+                job,
+                job_base64,
+                rest,
+            } => self.push(&req, &job, job_base64, &rest),
             Route::Scrape => {
                 let chunks = self.store.expose(selfmetrics::gather());
                 Response {
@@ -138,12 +177,21 @@ impl Service {
                     ("buildDate", String::new()),
                     ("buildUser", String::new()),
                     ("goVersion", "rust".to_string()),
-                    ("revision", option_env!("PUSHGATEWAY_REVISION").unwrap_or("unknown").to_string()),
+                    (
+                        "revision",
+                        option_env!("PUSHGATEWAY_REVISION")
+                            .unwrap_or("unknown")
+                            .to_string(),
+                    ),
                     ("version", selfmetrics::VERSION.to_string()),
                 ];
                 Response::json(api::status_json(&build, &self.settings.flags, self.start))
             }
-            Route::ApiOptions => Response { status: 200, headers: cors_headers(), body: Body::Empty },
+            Route::ApiOptions => Response {
+                status: 200,
+                headers: cors_headers(),
+                body: Body::Empty,
+            },
             Route::Wipe => {
                 self.store.wipe();
                 Response::empty(202)
@@ -172,11 +220,18 @@ impl Service {
         let families = match parse::parse_text(&req.body) {
             Ok(f) => f,
             Err(e) => {
-                log::debug!("failed to parse text: {e} (source {})", req.remote.as_deref().unwrap_or("-"));
+                log::debug!(
+                    "failed to parse text: {e} (source {})",
+                    req.remote.as_deref().unwrap_or("-")
+                );
                 return Response::error(400, &e.to_string());
             }
         };
-        let mode = if req.method == "PUT" { Mode::Replace } else { Mode::Add };
+        let mode = if req.method == "PUT" {
+            Mode::Replace
+        } else {
+            Mode::Add
+        };
         let result = self.store.push(&key, families, mode, now);
         if let Err(e) = &result {
             log::error!(

@@ -16,8 +16,10 @@ use std::time::SystemTime;
 
 pub const PUSH_TIME: &str = "push_time_seconds";
 pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
-pub const PUSH_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway succeeded.";
-pub const PUSH_FAILURE_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway failed.";
+pub const PUSH_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway succeeded.";
+pub const PUSH_FAILURE_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway failed.";
 
 const STRIPES: usize = 64;
 
@@ -137,10 +139,19 @@ impl FamilyIndex {
     /// The HELP a scrape shows: the newest pushed text still in use, else the smallest one.
     /// (The Go gateway shows whichever group its map iteration meets first.)
     fn help(&self) -> Option<&Arc<str>> {
-        if self.helps.iter().any(|(h, n)| *n > 0 && h == &self.latest_help) {
+        if self
+            .helps
+            .iter()
+            .any(|(h, n)| *n > 0 && h == &self.latest_help)
+        {
             return self.latest_help.as_ref();
         }
-        self.helps.iter().filter(|(_, n)| *n > 0).map(|(h, _)| h).min().and_then(|h| h.as_ref())
+        self.helps
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(h, _)| h)
+            .min()
+            .and_then(|h| h.as_ref())
     }
 
     fn intern_help(&self, help: Option<Arc<str>>) -> Option<Arc<str>> {
@@ -166,8 +177,10 @@ struct Write {
     metrics: Vec<Arc<Metric>>,
 }
 
+type Stripe = HashMap<GroupingKey, Arc<Group>>;
+
 pub struct Store {
-    stripes: Box<[RwLock<HashMap<GroupingKey, Arc<Group>>>]>,
+    stripes: Box<[RwLock<Stripe>]>,
     index: Mutex<Index>,
 }
 
@@ -180,8 +193,15 @@ impl Default for Store {
 /// The label set every metric of a group carries: body labels, overwritten and completed
 /// by the grouping labels, plus `instance=""` when there is no instance (the Go gateway's
 /// `sanitizeLabels`), sorted by name.
-fn sanitized_labels<'a>(key: &'a GroupingKey, body: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(&'a str, &'a str)> {
-    let mut labels: Vec<(&str, &str)> = key.labels().iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+fn sanitized_labels<'a>(
+    key: &'a GroupingKey,
+    body: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut labels: Vec<(&str, &str)> = key
+        .labels()
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     for (n, v) in body {
         if key.get(n).is_none() {
             labels.push((n, v));
@@ -200,7 +220,10 @@ fn describe(name: &str, m: &Metric) -> String {
 
 fn timestamp_gauge(key: &GroupingKey, value: f64) -> Arc<Metric> {
     let labels = sanitized_labels(key, std::iter::empty());
-    Arc::new(Metric { labels: Labels::from_sorted(labels), value: Value::Gauge(value) })
+    Arc::new(Metric {
+        labels: Labels::from_sorted(labels),
+        value: Value::Gauge(value),
+    })
 }
 
 impl Store {
@@ -211,7 +234,7 @@ impl Store {
         }
     }
 
-    fn stripe(&self, key: &GroupingKey) -> &RwLock<HashMap<GroupingKey, Arc<Group>>> {
+    fn stripe(&self, key: &GroupingKey) -> &RwLock<Stripe> {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
         &self.stripes[h.finish() as usize % STRIPES]
@@ -232,14 +255,22 @@ impl Store {
     pub fn groups(&self) -> Vec<Arc<Group>> {
         let mut all: Vec<Arc<Group>> = Vec::new();
         for s in self.stripes.iter() {
-            all.extend(s.read().unwrap_or_else(|e| e.into_inner()).values().cloned());
+            all.extend(
+                s.read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned(),
+            );
         }
         all.sort_by_cached_key(|g| g.key.id());
         all
     }
 
     fn publish(&self, group: Group) {
-        let mut stripe = self.stripe(&group.key).write().unwrap_or_else(|e| e.into_inner());
+        let mut stripe = self
+            .stripe(&group.key)
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         stripe.insert(group.key.clone(), Arc::new(group));
     }
 
@@ -250,8 +281,17 @@ impl Store {
 
     /// Applies a parsed push to the group `key` at time `now`, or refuses it with the
     /// reason and records the failure time, exactly where the Go gateway would.
-    pub fn push(&self, key: &GroupingKey, families: Vec<ParsedFamily<'_>>, mode: Mode, now: SystemTime) -> Result<(), PushError> {
-        if families.iter().any(|f| f.metrics.iter().any(|m| m.timestamp_ms.is_some())) {
+    pub fn push(
+        &self,
+        key: &GroupingKey,
+        families: Vec<ParsedFamily<'_>>,
+        mode: Mode,
+        now: SystemTime,
+    ) -> Result<(), PushError> {
+        if families
+            .iter()
+            .any(|f| f.metrics.iter().any(|m| m.timestamp_ms.is_some()))
+        {
             self.record_failure(key, now);
             return Err(PushError::Timestamps);
         }
@@ -269,7 +309,9 @@ impl Store {
         });
         // The gateway's zero failure gauge only goes into a group that has none; a pushed
         // failure family replaces an existing one (a Go gateway quirk kept for parity).
-        let has_failure = existing.as_ref().is_some_and(|g| g.families.contains_key(PUSH_FAILURE_TIME));
+        let has_failure = existing
+            .as_ref()
+            .is_some_and(|g| g.families.contains_key(PUSH_FAILURE_TIME));
         match (has_failure, pushed_failure) {
             (true, Some(w)) => writes.push(w),
             (true, None) => {}
@@ -319,14 +361,23 @@ impl Store {
     /// Sets the failure time of the group, creating the group if needed, unless that would
     /// itself make the store inconsistent (the Go gateway would store it anyway and then
     /// fail every scrape and push until the group is deleted).
-    fn record_failure_locked(&self, index: &mut Index, key: &GroupingKey, existing: Option<Arc<Group>>, now: SystemTime) {
+    fn record_failure_locked(
+        &self,
+        index: &mut Index,
+        key: &GroupingKey,
+        existing: Option<Arc<Group>>,
+        now: SystemTime,
+    ) {
         let mut writes = vec![Write {
             name: PUSH_FAILURE_TIME.into(),
             help: Some(PUSH_FAILURE_TIME_HELP.into()),
             mtype: MetricType::Gauge,
             metrics: vec![timestamp_gauge(key, selfmetrics::unix_seconds(now))],
         }];
-        if existing.as_ref().is_none_or(|g| !g.families.contains_key(PUSH_TIME)) {
+        if existing
+            .as_ref()
+            .is_none_or(|g| !g.families.contains_key(PUSH_TIME))
+        {
             writes.push(Write {
                 name: PUSH_TIME.into(),
                 help: Some(PUSH_TIME_HELP.into()),
@@ -340,7 +391,15 @@ impl Store {
         }
     }
 
-    fn apply(&self, index: &mut Index, key: &GroupingKey, existing: Option<Arc<Group>>, removed: &[Arc<StoredFamily>], writes: Vec<Write>, now: SystemTime) {
+    fn apply(
+        &self,
+        index: &mut Index,
+        key: &GroupingKey,
+        existing: Option<Arc<Group>>,
+        removed: &[Arc<StoredFamily>],
+        writes: Vec<Write>,
+        now: SystemTime,
+    ) {
         for fam in removed {
             unindex(index, fam);
         }
@@ -355,14 +414,17 @@ impl Store {
             families.remove(&fam.name);
         }
         for w in writes {
-            let fi = index.families.entry(w.name.clone()).or_insert_with(|| FamilyIndex {
-                name: w.name.clone(),
-                mtype: w.mtype,
-                series: BTreeMap::new(),
-                helps: Vec::new(),
-                latest_help: None,
-                block: None,
-            });
+            let fi = index
+                .families
+                .entry(w.name.clone())
+                .or_insert_with(|| FamilyIndex {
+                    name: w.name.clone(),
+                    mtype: w.mtype,
+                    series: BTreeMap::new(),
+                    helps: Vec::new(),
+                    latest_help: None,
+                    block: None,
+                });
             fi.mtype = w.mtype;
             let help = fi.intern_help(w.help);
             match fi.helps.iter_mut().find(|(h, _)| *h == help) {
@@ -374,10 +436,20 @@ impl Store {
                 fi.series.insert(SeriesKey(m.clone()), id);
             }
             fi.block = None;
-            let fam = StoredFamily { name: fi.name.clone(), help, mtype: w.mtype, metrics: w.metrics, pushed_at: now };
+            let fam = StoredFamily {
+                name: fi.name.clone(),
+                help,
+                mtype: w.mtype,
+                metrics: w.metrics,
+                pushed_at: now,
+            };
             families.insert(fi.name.clone(), Arc::new(fam));
         }
-        self.publish(Group { key: key.clone(), id, families });
+        self.publish(Group {
+            key: key.clone(),
+            id,
+            families,
+        });
     }
 
     /// The scrape: each family's text (rebuilt only where something changed since the
@@ -397,7 +469,12 @@ impl Store {
             }
             if fi.block.is_none() {
                 let help = fi.help().cloned();
-                let text = expose::render_family(&fi.name, help.as_deref(), fi.mtype, fi.series.keys().map(|k| &*k.0));
+                let text = expose::render_family(
+                    &fi.name,
+                    help.as_deref(),
+                    fi.mtype,
+                    fi.series.keys().map(|k| &*k.0),
+                );
                 fi.block = Some(text.into());
             }
             if let Some(b) = &fi.block {
@@ -413,7 +490,11 @@ impl Store {
 
 /// The families of `existing` a write removes: for PUT all but the two timestamp gauges,
 /// for POST those it names; plus any family a write replaces.
-fn removed_families(existing: Option<&Group>, writes: &[Write], mode: Mode) -> Vec<Arc<StoredFamily>> {
+fn removed_families(
+    existing: Option<&Group>,
+    writes: &[Write],
+    mode: Mode,
+) -> Vec<Arc<StoredFamily>> {
     let Some(g) = existing else { return Vec::new() };
     let written: HashSet<&str> = writes.iter().map(|w| &*w.name).collect();
     g.families
@@ -427,7 +508,9 @@ fn removed_families(existing: Option<&Group>, writes: &[Write], mode: Mode) -> V
 }
 
 fn unindex(index: &mut Index, fam: &StoredFamily) {
-    let Some(fi) = index.families.get_mut(&fam.name) else { return };
+    let Some(fi) = index.families.get_mut(&fam.name) else {
+        return;
+    };
     for m in &fam.metrics {
         fi.series.remove(&m.labels);
     }
@@ -445,7 +528,10 @@ fn unindex(index: &mut Index, fam: &StoredFamily) {
 /// validated, duplicates inside the push found. Returns the writes, a pushed
 /// `push_failure_time_seconds` family (kept aside: it only applies to existing groups) and
 /// the errors found.
-fn prepare(key: &GroupingKey, families: Vec<ParsedFamily<'_>>) -> (Vec<Write>, Option<Write>, Vec<String>) {
+fn prepare(
+    key: &GroupingKey,
+    families: Vec<ParsedFamily<'_>>,
+) -> (Vec<Write>, Option<Write>, Vec<String>) {
     let mut writes = Vec::with_capacity(families.len());
     let mut pushed_failure = None;
     let mut errors = Vec::new();
@@ -456,18 +542,32 @@ fn prepare(key: &GroupingKey, families: Vec<ParsedFamily<'_>>) -> (Vec<Write>, O
         let mut metrics: Vec<Arc<Metric>> = Vec::with_capacity(f.metrics.len());
         for m in f.metrics {
             let labels = sanitized_labels(key, m.labels.iter().map(|(n, v)| (&**n, &**v)));
-            let metric = Metric { labels: Labels::from_sorted(labels.iter().copied()), value: m.value };
+            let metric = Metric {
+                labels: Labels::from_sorted(labels.iter().copied()),
+                value: m.value,
+            };
             if !metric.value.fits(f.mtype) {
-                errors.push(format!("{} is not a {}", describe(&f.name, &metric), f.mtype));
+                errors.push(format!(
+                    "{} is not a {}",
+                    describe(&f.name, &metric),
+                    f.mtype
+                ));
             }
             for w in labels.windows(2) {
                 if w[0].0 == w[1].0 {
-                    errors.push(format!("{} has two or more labels with the same name: {}", describe(&f.name, &metric), w[0].0));
+                    errors.push(format!(
+                        "{} has two or more labels with the same name: {}",
+                        describe(&f.name, &metric),
+                        w[0].0
+                    ));
                 }
             }
             for (n, _) in &labels {
                 if !is_label_name(n) || n.starts_with("__") {
-                    errors.push(format!("{} has a label with an invalid name: {n}", describe(&f.name, &metric)));
+                    errors.push(format!(
+                        "{} has a label with an invalid name: {n}",
+                        describe(&f.name, &metric)
+                    ));
                 }
             }
             metrics.push(Arc::new(metric));
@@ -500,31 +600,43 @@ fn prepare(key: &GroupingKey, families: Vec<ParsedFamily<'_>>) -> (Vec<Write>, O
 /// Checks writes into group `existing` (whose `removed` families go away) against the rest
 /// of the store and the gateway's own families: same type per name, no name colliding with
 /// a summary's or histogram's series names, no series twice. Costs O(writes · log store).
-fn check(index: &Index, existing: Option<&Group>, removed: &[Arc<StoredFamily>], writes: &[Write]) -> Vec<String> {
+fn check(
+    index: &Index,
+    existing: Option<&Group>,
+    removed: &[Arc<StoredFamily>],
+    writes: &[Write],
+) -> Vec<String> {
     let gid = existing.map(|g| g.id);
     let removed_count = |name: &str| -> usize {
-        removed.iter().filter(|f| &*f.name == name).map(|f| f.metrics.len()).sum()
+        removed
+            .iter()
+            .filter(|f| &*f.name == name)
+            .map(|f| f.metrics.len())
+            .sum()
     };
     // The type a name will have after the write, if it is present at all.
     let type_after = |name: &str| -> Option<MetricType> {
         if let Some(w) = writes.iter().find(|w| &*w.name == name) {
             return Some(w.mtype);
         }
-        if let Some(fi) = index.families.get(name) {
-            if fi.series.len() > removed_count(name) {
-                return Some(fi.mtype);
-            }
+        if let Some(fi) = index.families.get(name)
+            && fi.series.len() > removed_count(name)
+        {
+            return Some(fi.mtype);
         }
         own_family(name).map(|o| o.mtype)
     };
     let mut errors = Vec::new();
     for w in writes {
         let name = &*w.name;
-        if let Some(o) = own_family(name) {
-            if o.mtype != w.mtype {
-                errors.push(format!("gathered metric family {name} has type {} but should have {}", w.mtype, o.mtype));
-                continue;
-            }
+        if let Some(o) = own_family(name)
+            && o.mtype != w.mtype
+        {
+            errors.push(format!(
+                "gathered metric family {name} has type {} but should have {}",
+                w.mtype, o.mtype
+            ));
+            continue;
         }
         if let Some(fi) = index.families.get(name) {
             if fi.series.len() > removed_count(name) && fi.mtype != w.mtype {
@@ -534,18 +646,24 @@ fn check(index: &Index, existing: Option<&Group>, removed: &[Arc<StoredFamily>],
                 continue;
             }
             for m in &w.metrics {
-                if let Some((_, owner)) = fi.series.get_key_value(&m.labels) {
-                    if Some(*owner) != gid {
-                        errors.push(format!(
-                            "{} was collected before with the same name and label values",
-                            describe(name, m)
-                        ));
-                    }
+                if let Some((_, owner)) = fi.series.get_key_value(&m.labels)
+                    && Some(*owner) != gid
+                {
+                    errors.push(format!(
+                        "{} was collected before with the same name and label values",
+                        describe(name, m)
+                    ));
                 }
             }
         }
-        for (suffix, base) in [("_count", name.strip_suffix("_count")), ("_sum", name.strip_suffix("_sum")), ("_bucket", name.strip_suffix("_bucket"))] {
-            let Some(base) = base.filter(|b| !b.is_empty()) else { continue };
+        for (suffix, base) in [
+            ("_count", name.strip_suffix("_count")),
+            ("_sum", name.strip_suffix("_sum")),
+            ("_bucket", name.strip_suffix("_bucket")),
+        ] {
+            let Some(base) = base.filter(|b| !b.is_empty()) else {
+                continue;
+            };
             match type_after(base) {
                 Some(MetricType::Summary) if suffix != "_bucket" => errors.push(format!(
                     "collected metric named {name:?} collides with previously collected summary named {base:?}"

@@ -60,10 +60,10 @@ impl Gateway {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("gateway exited before it was ready: {status}");
             }
-            if let Ok(r) = try_request(self.port, "GET", "/-/ready", &[], b"") {
-                if r.status == 200 {
-                    return;
-                }
+            if let Ok(r) = try_request(self.port, "GET", "/-/ready", &[], b"")
+                && r.status == 200
+            {
+                return;
             }
             assert!(Instant::now() < deadline, "gateway not ready in 20 s");
             std::thread::sleep(Duration::from_millis(10));
