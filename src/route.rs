@@ -133,7 +133,10 @@ pub fn resolve(method: &str, raw_path: &str, query: Option<&str>, cfg: &RouteCon
     // httprouter recommends dropping the slash of an empty job segment (the target is a 404).
     if path == b"/metrics/job/" || path == b"/metrics/job@base64/" {
         let location = String::from_utf8_lossy(&path[..path.len() - 1]).into_owned();
-        return Resolved::Redirect { status: redirect_status, location: with_query(location, query) };
+        return Resolved::Redirect {
+            status: redirect_status,
+            location: with_query(location, query),
+        };
     }
     // httprouter's repairs: a trailing slash too many or too few, or the wrong case.
     let candidates = [

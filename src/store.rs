@@ -136,22 +136,19 @@ struct FamilyIndex {
 }
 
 impl FamilyIndex {
-    /// The HELP a scrape shows: the newest pushed text still in use, else the smallest one.
-    /// (The Go gateway shows whichever group its map iteration meets first.)
-    fn help(&self) -> Option<&Arc<str>> {
-        if self
-            .helps
-            .iter()
-            .any(|(h, n)| *n > 0 && h == &self.latest_help)
-        {
-            return self.latest_help.as_ref();
+    /// The HELP a scrape shows: the gateway's own for its reserved names, else the newest
+    /// pushed text still in use, else the smallest text in use. (The Go gateway shows
+    /// whichever group its map iteration meets first, which may change between scrapes.)
+    fn help(&self) -> Option<Arc<str>> {
+        if let Some(own) = own_family(&self.name) {
+            return Some(own.help.into());
         }
-        self.helps
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(h, _)| h)
-            .min()
-            .and_then(|h| h.as_ref())
+        let in_use = |want: &Option<Arc<str>>| self.helps.iter().any(|(h, n)| *n > 0 && h == want);
+        if self.latest_help.is_some() && in_use(&self.latest_help) {
+            return self.latest_help.clone();
+        }
+        let texts = self.helps.iter().filter(|(_, n)| *n > 0);
+        texts.filter_map(|(h, _)| h.clone()).min()
     }
 
     fn intern_help(&self, help: Option<Arc<str>>) -> Option<Arc<str>> {
@@ -468,7 +465,7 @@ impl Store {
                 continue;
             }
             if fi.block.is_none() {
-                let help = fi.help().cloned();
+                let help = fi.help();
                 let text = expose::render_family(
                     &fi.name,
                     help.as_deref(),
