@@ -687,3 +687,201 @@ fn check(
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_text;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn key(rest: &str) -> GroupingKey {
+        GroupingKey::parse(b"j", false, rest.as_bytes()).unwrap()
+    }
+
+    fn t(s: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(s)
+    }
+
+    fn push(store: &Store, rest: &str, body: &str, mode: Mode) -> Result<(), PushError> {
+        store.push(
+            &key(rest),
+            parse_text(body.as_bytes()).unwrap(),
+            mode,
+            t(100),
+        )
+    }
+
+    /// The pushed families as text, without the two timestamp families.
+    fn text(store: &Store) -> String {
+        let blocks = store.expose(Vec::new());
+        let all: Vec<u8> = blocks.iter().flat_map(|b| b.iter().copied()).collect();
+        let all = String::from_utf8(all).unwrap();
+        let mut out = String::new();
+        let mut skip = false;
+        for line in all.lines() {
+            if line.starts_with("# HELP") || line.starts_with("# TYPE") {
+                let name = line.split(' ').nth(2).unwrap();
+                skip = name == PUSH_TIME || name == PUSH_FAILURE_TIME;
+            }
+            if !skip {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn replace_add_delete() {
+        let s = Store::new();
+        push(&s, "", "a 1\nb 1\n", Mode::Replace).unwrap();
+        push(&s, "", "b 2\nc 3\n", Mode::Add).unwrap();
+        let g = "{instance=\"\",job=\"j\"}";
+        assert_eq!(
+            text(&s),
+            format!(
+                "# TYPE a untyped\na{g} 1\n# TYPE b untyped\nb{g} 2\n# TYPE c untyped\nc{g} 3\n"
+            )
+        );
+        push(&s, "", "d 4\n", Mode::Replace).unwrap();
+        assert_eq!(text(&s), format!("# TYPE d untyped\nd{g} 4\n"));
+        let group = s.group(&key("")).unwrap();
+        assert_eq!(group.timestamp(PUSH_TIME), 100.0);
+        assert!(group.last_push_successful());
+        s.delete(&key(""));
+        assert_eq!(text(&s), "");
+        assert!(s.groups().is_empty());
+    }
+
+    #[test]
+    fn refused_pushes_change_only_the_failure_time() {
+        let s = Store::new();
+        push(&s, "", "# TYPE x counter\nx 1\n", Mode::Replace).unwrap();
+        let before = text(&s);
+        let err = push(&s, "/instance/i", "# TYPE x gauge\nx 2\n", Mode::Replace).unwrap_err();
+        assert!(err.to_string().contains("is not a COUNTER"), "{err}");
+        assert_eq!(text(&s), before);
+        let failed = s.group(&key("/instance/i")).unwrap();
+        assert_eq!(
+            (
+                failed.timestamp(PUSH_TIME),
+                failed.timestamp(PUSH_FAILURE_TIME)
+            ),
+            (0.0, 100.0)
+        );
+        assert!(!failed.last_push_successful());
+        assert_eq!(failed.families.len(), 2);
+    }
+
+    #[test]
+    fn an_inconsistent_failure_record_is_not_stored() {
+        // {job=j} and {job=j,instance=""} would expose identical timestamp series.
+        let s = Store::new();
+        push(&s, "", "m 1\n", Mode::Replace).unwrap();
+        let err = push(&s, "/instance@base64/=", "n 1\n", Mode::Replace).unwrap_err();
+        assert!(err.to_string().contains("was collected before"), "{err}");
+        assert_eq!(s.groups().len(), 1);
+        push(&s, "/other/x", "o 1\n", Mode::Replace).unwrap();
+    }
+
+    #[test]
+    fn the_only_holder_of_a_name_may_change_its_type() {
+        let s = Store::new();
+        push(&s, "", "# TYPE x counter\nx 1\n", Mode::Replace).unwrap();
+        push(&s, "", "# TYPE x gauge\nx 1\n", Mode::Add).unwrap();
+        push(&s, "/instance/i", "# TYPE x gauge\nx 1\n", Mode::Replace).unwrap();
+        assert!(push(&s, "", "# TYPE x counter\nx 1\n", Mode::Add).is_err());
+    }
+
+    #[test]
+    fn series_are_unique_across_groups_but_a_group_may_repush_its_own() {
+        let s = Store::new();
+        push(&s, "/instance/x", "m 1\n", Mode::Replace).unwrap();
+        push(&s, "/instance/x", "m 2\n", Mode::Replace).unwrap();
+        assert!(push(&s, "", "m{instance=\"x\"} 3\n", Mode::Replace).is_err());
+        assert!(push(&s, "", "m{job=\"a\"} 1\nm{job=\"b\"} 2\n", Mode::Replace).is_err());
+        push(&s, "", "m{instance=\"y\"} 3\n", Mode::Replace).unwrap();
+    }
+
+    #[test]
+    fn suffix_collisions_in_both_directions() {
+        let s = Store::new();
+        push(
+            &s,
+            "/a/1",
+            "# TYPE sm summary\nsm{quantile=\"0.5\"} 1\n",
+            Mode::Replace,
+        )
+        .unwrap();
+        assert!(push(&s, "/a/2", "sm_sum 1\n", Mode::Replace).is_err());
+        push(&s, "/a/2", "sm_bucket 1\n", Mode::Replace).unwrap();
+        push(&s, "/a/3", "h_count 1\n", Mode::Replace).unwrap();
+        let err = push(
+            &s,
+            "/a/4",
+            "# TYPE h histogram\nh_bucket{le=\"1\"} 1\n",
+            Mode::Replace,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("collides with previously collected metric named \"h_count\""),
+            "{err}"
+        );
+        // Once the culprit is gone, the push goes through.
+        s.delete(&key("/a/3"));
+        push(
+            &s,
+            "/a/4",
+            "# TYPE h histogram\nh_bucket{le=\"1\"} 1\n",
+            Mode::Replace,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn pushed_timestamp_families_follow_the_go_rules() {
+        let s = Store::new();
+        push(
+            &s,
+            "",
+            "push_time_seconds 5\npush_failure_time_seconds 7\n",
+            Mode::Replace,
+        )
+        .unwrap();
+        let g = s.group(&key("")).unwrap();
+        assert_eq!(
+            (g.timestamp(PUSH_TIME), g.timestamp(PUSH_FAILURE_TIME)),
+            (100.0, 0.0)
+        );
+        // Into an existing group, a pushed failure family replaces the gateway's gauge.
+        push(
+            &s,
+            "",
+            "# TYPE push_failure_time_seconds gauge\npush_failure_time_seconds 12345\n",
+            Mode::Add,
+        )
+        .unwrap();
+        assert_eq!(
+            s.group(&key("")).unwrap().timestamp(PUSH_FAILURE_TIME),
+            12345.0
+        );
+    }
+
+    #[test]
+    fn only_changed_families_are_rendered_again() {
+        let s = Store::new();
+        push(&s, "", "a 1\nb 1\n", Mode::Replace).unwrap();
+        let first = s.expose(Vec::new());
+        push(&s, "", "b 2\n", Mode::Add).unwrap();
+        let second = s.expose(Vec::new());
+        assert!(
+            Arc::ptr_eq(&first[0], &second[0]),
+            "family a was rendered again"
+        );
+        assert!(
+            !Arc::ptr_eq(&first[1], &second[1]),
+            "family b kept stale text"
+        );
+    }
+}
