@@ -1,7 +1,8 @@
 //! The JSON API bodies (`/api/v1/metrics`, `/api/v1/status`) in Go `encoding/json` form.
 
 use crate::float;
-use crate::metric::{Metric, Value};
+use crate::metric::{ADDED_INF, MetricType, NEGATIVE_ZERO, Series, Value, block_pairs};
+use crate::parse;
 use crate::store::{Group, StoredFamily};
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -71,7 +72,7 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
     s
 }
 
-fn write_labels<'a>(out: &mut String, labels: impl Iterator<Item = (&'a str, &'a str)>) {
+fn write_labels<'a, V: AsRef<str>>(out: &mut String, labels: impl Iterator<Item = (&'a str, V)>) {
     out.push('{');
     for (i, (n, v)) in labels.enumerate() {
         if i > 0 {
@@ -79,17 +80,17 @@ fn write_labels<'a>(out: &mut String, labels: impl Iterator<Item = (&'a str, &'a
         }
         write_str(out, n);
         out.push(':');
-        write_str(out, v);
+        write_str(out, v.as_ref());
     }
     out.push('}');
 }
 
-fn write_metric(out: &mut String, m: &Metric) {
+fn write_metric(out: &mut String, block: &str, value: &Value) {
     // Keys sorted, as Go marshals a map.
-    match &m.value {
+    match value {
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
             out.push_str("{\"labels\":");
-            write_labels(out, m.labels.iter());
+            write_labels(out, block_pairs(block));
             out.push_str(",\"value\":");
             write_num(out, *v);
         }
@@ -97,7 +98,7 @@ fn write_metric(out: &mut String, m: &Metric) {
             out.push_str("{\"count\":");
             write_num(out, s.count as f64);
             out.push_str(",\"labels\":");
-            write_labels(out, m.labels.iter());
+            write_labels(out, block_pairs(block));
             out.push_str(",\"quantiles\":{");
             let mut qs: Vec<(String, f64)> = s
                 .quantiles
@@ -134,12 +135,41 @@ fn write_metric(out: &mut String, m: &Metric) {
             out.push_str("},\"count\":");
             write_num(out, h.count as f64);
             out.push_str(",\"labels\":");
-            write_labels(out, m.labels.iter());
+            write_labels(out, block_pairs(block));
             out.push_str(",\"sum\":");
             write_num(out, h.sum);
         }
     }
     out.push('}');
+}
+
+/// Reads a stored series' value back from its rendered lines (shortest round-trip digits,
+/// so nothing is lost), leaving out a `+Inf` bucket the exposition added.
+fn value_of(name: &str, mtype: MetricType, s: &Series) -> Option<Value> {
+    match mtype {
+        MetricType::Counter | MetricType::Gauge | MetricType::Untyped => {
+            let mut v = float::parse_go(s.lines().trim_end().rsplit(' ').next()?)?;
+            if s.has_flag(NEGATIVE_ZERO) {
+                v = -0.0;
+            }
+            Some(match mtype {
+                MetricType::Counter => Value::Counter(v),
+                MetricType::Gauge => Value::Gauge(v),
+                _ => Value::Untyped(v),
+            })
+        }
+        MetricType::Summary | MetricType::Histogram | MetricType::GaugeHistogram => {
+            let text = format!("# TYPE {name} {}\n{}", mtype.text_name(), s.lines());
+            let mut families = parse::parse_text(text.as_bytes()).ok()?;
+            let mut value = families.pop()?.metrics.pop()?.value;
+            if let Value::Histogram(h) = &mut value
+                && s.has_flag(ADDED_INF)
+            {
+                h.buckets.pop();
+            }
+            Some(value)
+        }
+    }
 }
 
 fn write_family(out: &mut String, f: &StoredFamily) {
@@ -152,11 +182,17 @@ fn write_family(out: &mut String, f: &StoredFamily) {
         write_str(out, h);
     }
     out.push_str(",\"metrics\":[");
-    for (i, m) in f.metrics.iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    for s in f.metrics.iter() {
+        // Series keep their rendered text; the API reads the values back from it.
+        let Some(value) = value_of(&f.name, f.mtype, s) else {
+            continue;
+        };
+        if !first {
             out.push(',');
         }
-        write_metric(out, m);
+        first = false;
+        write_metric(out, s.block(), &value);
     }
     out.push_str("]}");
 }
@@ -178,7 +214,7 @@ pub fn metrics_json(groups: &[std::sync::Arc<Group>]) -> String {
         );
         entries.push(("labels", labels));
         entries.push(("last_push_successful", g.last_push_successful().to_string()));
-        for f in g.families.values() {
+        for f in g.families.iter() {
             let mut s = String::new();
             write_family(&mut s, f);
             match entries.iter_mut().find(|(k, _)| *k == &*f.name) {

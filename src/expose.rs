@@ -1,7 +1,7 @@
 //! Text exposition format 0.0.4, byte for byte as the Go client's `MetricFamilyToText`.
 
 use crate::float;
-use crate::metric::{Labels, Metric, MetricType, Value};
+use crate::metric::{self, Labels, Metric, MetricType, Series, Value};
 use crate::selfmetrics::Gathered;
 
 /// The `Content-Type` of a text scrape (Go gateway 1.5.1).
@@ -27,17 +27,6 @@ fn escape_help(out: &mut String, s: &str) {
     }
 }
 
-fn escape_label_value(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
 /// `name{labels[,extra]} value\n`. The extra label (`quantile` or `le`) goes last, as in Go.
 fn write_sample(
     out: &mut String,
@@ -51,15 +40,7 @@ fn write_sample(
     out.push_str(suffix);
     if !labels.is_empty() || extra.is_some() {
         out.push('{');
-        for (i, (n, val)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(n);
-            out.push_str("=\"");
-            escape_label_value(out, val);
-            out.push('"');
-        }
+        out.push_str(labels.block());
         if let Some((n, x)) = extra {
             if !labels.is_empty() {
                 out.push(',');
@@ -76,11 +57,12 @@ fn write_sample(
     out.push('\n');
 }
 
-/// Appends the sample lines of one metric.
-pub fn write_metric(out: &mut String, name: &str, m: &Metric) {
+/// Appends the sample lines of one metric; true if it added a `+Inf` bucket of its own.
+pub fn write_metric(out: &mut String, name: &str, m: &Metric) -> bool {
     match &m.value {
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
-            write_sample(out, name, "", &m.labels, None, *v)
+            write_sample(out, name, "", &m.labels, None, *v);
+            false
         }
         Value::Summary(s) => {
             for (q, v) in &s.quantiles {
@@ -88,6 +70,7 @@ pub fn write_metric(out: &mut String, name: &str, m: &Metric) {
             }
             write_sample(out, name, "_sum", &m.labels, None, s.sum);
             write_sample(out, name, "_count", &m.labels, None, s.count as f64);
+            false
         }
         Value::Histogram(h) => {
             let mut has_inf = false;
@@ -114,19 +97,45 @@ pub fn write_metric(out: &mut String, name: &str, m: &Metric) {
             }
             write_sample(out, name, "_sum", &m.labels, None, h.sum);
             write_sample(out, name, "_count", &m.labels, None, h.count as f64);
+            !has_inf
         }
     }
 }
 
-/// One family: `# HELP` (if any), `# TYPE`, then the metrics in the order given (callers
-/// pass them sorted by label set).
-pub fn render_family<'m>(
-    name: &str,
-    help: Option<&str>,
-    mtype: MetricType,
-    metrics: impl Iterator<Item = &'m Metric>,
-) -> Vec<u8> {
-    let mut out = String::with_capacity(256);
+/// A part of a scrape: a family header, or one stored series' lines.
+pub enum Piece {
+    Text(String),
+    Series(Series),
+}
+
+impl Piece {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Piece::Text(t) => t.as_bytes(),
+            Piece::Series(s) => s.lines().as_bytes(),
+        }
+    }
+}
+
+/// A stored series for `name`: its label block and rendered lines in one allocation.
+pub fn series(name: &str, m: &Metric) -> Series {
+    let mut lines = String::with_capacity(64);
+    let mut flags = String::new();
+    if write_metric(&mut lines, name, m) {
+        flags.push(metric::ADDED_INF);
+    }
+    if let Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) = m.value
+        && v == 0.0
+        && v.is_sign_negative()
+    {
+        flags.push(metric::NEGATIVE_ZERO);
+    }
+    Series::new(&m.labels, &lines, &flags)
+}
+
+/// The `# HELP` (if any) and `# TYPE` lines of a family.
+pub fn header(name: &str, help: Option<&str>, mtype: MetricType) -> String {
+    let mut out = String::with_capacity(64);
     if let Some(h) = help {
         out.push_str("# HELP ");
         out.push_str(name);
@@ -139,22 +148,23 @@ pub fn render_family<'m>(
     out.push(' ');
     out.push_str(mtype.text_name());
     out.push('\n');
-    for m in metrics {
-        write_metric(&mut out, name, m);
-    }
-    out.into_bytes()
+    out
 }
 
-/// An own family, merged with pushed metrics of the same name (sorted together).
-pub fn render_own<'m>(own: &'m Gathered, pushed: impl Iterator<Item = &'m Metric>) -> Vec<u8> {
-    let mut all: Vec<&Metric> = own.metrics.iter().chain(pushed).collect();
-    all.sort_by(|a, b| a.labels.cmp(&b.labels));
-    render_family(
-        own.family.name,
-        Some(own.family.help),
-        own.family.mtype,
-        all.into_iter(),
-    )
+/// An own family, merged with pushed series of the same name (sorted together), as text.
+pub fn render_own(own: &Gathered, pushed: &[Series]) -> String {
+    let mut all: Vec<Series> = own
+        .metrics
+        .iter()
+        .map(|m| series(own.family.name, m))
+        .collect();
+    all.extend(pushed.iter().cloned());
+    all.sort();
+    let mut out = header(own.family.name, Some(own.family.help), own.family.mtype);
+    for s in &all {
+        out.push_str(s.lines());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -172,14 +182,10 @@ mod tests {
             labels: labels(&[("a", "x\\y\"z\nw"), ("instance", ""), ("job", "j")]),
             value: Value::Untyped(-0.0),
         };
-        let text = render_family(
-            "m",
-            Some("line\\one\ntwo \"q\" <&>"),
-            MetricType::Untyped,
-            [&m].into_iter(),
-        );
+        let text = header("m", Some("line\\one\ntwo \"q\" <&>"), MetricType::Untyped)
+            + series("m", &m).lines();
         assert_eq!(
-            String::from_utf8(text).unwrap(),
+            text,
             "# HELP m line\\\\one\\ntwo \"q\" <&>\n# TYPE m untyped\nm{a=\"x\\\\y\\\"z\\nw\",instance=\"\",job=\"j\"} 0\n"
         );
     }

@@ -1,6 +1,7 @@
 //! The HTTP edge, the only module that knows tide: listeners, our own accept loop with
 //! TCP_NODELAY, and the translation between tide and `service` requests and responses.
 
+use crate::expose::Piece;
 use crate::service::{Body, Request, Response, Service};
 use async_std::io::Read;
 use async_std::net::{TcpListener, TcpStream};
@@ -137,48 +138,50 @@ fn to_tide(r: Response) -> tide::Response {
     match r.body {
         Body::Empty => {}
         Body::Bytes(b) => res.set_body(b),
-        Body::Chunks(chunks) => {
-            let len = chunks.iter().map(|c| c.len()).sum();
-            let reader = ChunkReader {
-                chunks,
+        Body::Pieces(pieces) => {
+            let len = pieces.iter().map(|p| p.bytes().len()).sum();
+            let reader = PieceReader {
+                pieces,
                 index: 0,
                 offset: 0,
             };
-            res.set_body(tide::Body::from_reader(
-                async_std::io::BufReader::new(reader),
-                Some(len),
-            ));
+            let reader = async_std::io::BufReader::with_capacity(64 * 1024, reader);
+            res.set_body(tide::Body::from_reader(reader, Some(len)));
         }
     }
     res
 }
 
-/// Streams the scrape's blocks without first copying them into one buffer.
-struct ChunkReader {
-    chunks: Vec<Arc<[u8]>>,
+/// Streams the scrape's pieces without first copying them into one buffer.
+struct PieceReader {
+    pieces: Vec<Piece>,
     index: usize,
     offset: usize,
 }
 
-impl Read for ChunkReader {
+impl Read for PieceReader {
     fn poll_read(
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
-        while let Some(chunk) = this.chunks.get(this.index) {
-            let rest = &chunk[this.offset..];
-            if rest.is_empty() {
+        // Fill the whole buffer: series are small, and one read per series is slow.
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(piece) = this.pieces.get(this.index) else {
+                break;
+            };
+            let rest = &piece.bytes()[this.offset..];
+            let take = rest.len().min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&rest[..take]);
+            n += take;
+            this.offset += take;
+            if this.offset == piece.bytes().len() {
                 this.index += 1;
                 this.offset = 0;
-                continue;
             }
-            let n = rest.len().min(buf.len());
-            buf[..n].copy_from_slice(&rest[..n]);
-            this.offset += n;
-            return Poll::Ready(Ok(n));
         }
-        Poll::Ready(Ok(0))
+        Poll::Ready(Ok(n))
     }
 }

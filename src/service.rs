@@ -1,7 +1,7 @@
 //! Request handling without a web framework: a plain request in, a plain response out.
 
 use crate::api;
-use crate::expose;
+use crate::expose::{self, Piece};
 use crate::grouping::GroupingKey;
 use crate::parse;
 use crate::route::{self, Resolved, Route, RouteConfig};
@@ -22,8 +22,8 @@ pub struct Request {
 pub enum Body {
     Empty,
     Bytes(Vec<u8>),
-    /// The scrape: blocks shared with the store's render cache.
-    Chunks(Vec<Arc<[u8]>>),
+    /// The scrape: rendered text shared with the store.
+    Pieces(Vec<Piece>),
 }
 
 pub struct Response {
@@ -166,7 +166,7 @@ impl Service {
                 Response {
                     status: 200,
                     headers: vec![("Content-Type", expose::TEXT_CONTENT_TYPE.into())],
-                    body: Body::Chunks(chunks),
+                    body: Body::Pieces(chunks),
                 }
             }
             Route::Healthy | Route::Ready => Response::text(200, "OK"),
