@@ -208,10 +208,7 @@ pub fn metrics_json(groups: &[std::sync::Arc<Group>]) -> String {
         // A family named `labels` or `last_push_successful` takes that key, as in Go.
         let mut entries: Vec<(&str, String)> = Vec::with_capacity(g.families.len() + 2);
         let mut labels = String::new();
-        write_labels(
-            &mut labels,
-            g.key.labels().iter().map(|(n, v)| (n.as_str(), v.as_str())),
-        );
+        write_labels(&mut labels, g.key.labels());
         entries.push(("labels", labels));
         entries.push(("last_push_successful", g.last_push_successful().to_string()));
         for f in g.families.iter() {

@@ -4,10 +4,13 @@ use crate::metric::is_label_name;
 use std::cmp::Ordering;
 use std::fmt;
 
-/// The labels that identify a group, sorted by name, `job` always among them.
+/// The labels that identify a group, sorted by name, `job` always among them. Packed
+/// into one string and one offset table: a store holds one key per group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GroupingKey {
-    labels: Vec<(String, String)>,
+    text: Box<str>,
+    /// End offsets: `ends[2i]` ends name i, `ends[2i+1]` ends value i.
+    ends: Box<[u32]>,
 }
 
 /// Why a push URL names no valid group. The texts are the Go gateway's.
@@ -180,7 +183,22 @@ impl GroupingKey {
         labels.retain(|(n, _)| n != "job");
         labels.push(("job".to_string(), job));
         labels.sort();
-        Ok(GroupingKey { labels })
+        Ok(GroupingKey::pack(&labels))
+    }
+
+    fn pack(labels: &[(String, String)]) -> GroupingKey {
+        let mut text = String::new();
+        let mut ends = Vec::with_capacity(labels.len() * 2);
+        for (n, v) in labels {
+            text.push_str(n);
+            ends.push(text.len() as u32);
+            text.push_str(v);
+            ends.push(text.len() as u32);
+        }
+        GroupingKey {
+            text: text.into(),
+            ends: ends.into(),
+        }
     }
 
     /// A key from labels already valid; `job` must be present.
@@ -188,25 +206,32 @@ impl GroupingKey {
     pub fn from_labels(mut labels: Vec<(String, String)>) -> GroupingKey {
         labels.sort();
         labels.dedup_by(|a, b| a.0 == b.0);
-        GroupingKey { labels }
+        GroupingKey::pack(&labels)
     }
 
-    pub fn labels(&self) -> &[(String, String)] {
-        &self.labels
+    /// The `(name, value)` pairs, sorted by name.
+    pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        (0..self.ends.len() / 2).map(|i| {
+            let start = if i == 0 {
+                0
+            } else {
+                self.ends[2 * i - 1] as usize
+            };
+            let mid = self.ends[2 * i] as usize;
+            let end = self.ends[2 * i + 1] as usize;
+            (&self.text[start..mid], &self.text[mid..end])
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.labels().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
     /// The Go gateway's map key: names and values joined by 0xFF bytes. Groups are listed
     /// in the byte order of this string.
     pub fn id(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        for (i, (n, v)) in self.labels.iter().enumerate() {
+        for (i, (n, v)) in self.labels().enumerate() {
             if i > 0 {
                 out.push(0xFF);
             }
@@ -236,7 +261,11 @@ mod tests {
 
     fn key(job: &str, rest: &str) -> Result<Vec<(String, String)>, String> {
         GroupingKey::parse(job.as_bytes(), false, rest.as_bytes())
-            .map(|k| k.labels().to_vec())
+            .map(|k| {
+                k.labels()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect()
+            })
             .map_err(|e| e.to_string())
     }
 

@@ -31,9 +31,36 @@ pub struct StoredFamily {
     pub help: Option<Arc<str>>,
     pub mtype: MetricType,
     /// In push order, each with its complete sorted label set and rendered lines.
-    pub metrics: Arc<[Series]>,
+    pub metrics: SeriesList,
     /// When the push that last wrote this family arrived.
     pub pushed_at: SystemTime,
+}
+
+/// The series of one stored family. Most families hold one series, which then needs no
+/// allocation of its own.
+#[derive(Debug, Clone)]
+pub enum SeriesList {
+    One(Series),
+    Many(Arc<[Series]>),
+}
+
+impl From<Vec<Series>> for SeriesList {
+    fn from(mut v: Vec<Series>) -> SeriesList {
+        match v.len() {
+            1 => SeriesList::One(v.remove(0)),
+            _ => SeriesList::Many(v.into()),
+        }
+    }
+}
+
+impl std::ops::Deref for SeriesList {
+    type Target = [Series];
+    fn deref(&self) -> &[Series] {
+        match self {
+            SeriesList::One(s) => std::slice::from_ref(s),
+            SeriesList::Many(v) => v,
+        }
+    }
 }
 
 /// A group: the families last pushed under one grouping key. Immutable once published;
@@ -198,11 +225,7 @@ fn sanitized_labels<'a>(
     key: &'a GroupingKey,
     body: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> Vec<(&'a str, &'a str)> {
-    let mut labels: Vec<(&str, &str)> = key
-        .labels()
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    let mut labels: Vec<(&str, &str)> = key.labels().collect();
     for (n, v) in body {
         if key.get(n).is_none() {
             labels.push((n, v));
@@ -435,7 +458,7 @@ impl Store {
                 name: fi.name.clone(),
                 help,
                 mtype: w.mtype,
-                metrics: w.metrics.into(),
+                metrics: SeriesList::from(w.metrics),
                 pushed_at: now,
             });
         }
