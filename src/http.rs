@@ -123,6 +123,12 @@ async fn handle(req: &mut tide::Request<State>) -> tide::Result {
         path: url.path().to_string(),
         query: url.query().map(str::to_string),
         body,
+        content_type: req
+            .header("Content-Type")
+            .map(|v| v.last().as_str().to_string()),
+        content_encoding: req
+            .header("Content-Encoding")
+            .map(|v| v.last().as_str().to_string()),
         remote: req.peer_addr().map(str::to_string),
     };
     let service = req.state().service.clone();

@@ -71,8 +71,11 @@ async fn run(config: cli::Config) -> i32 {
         log::warn!("cannot watch termination signals: {e}");
     }
     let activity = Arc::new(http::Activity::default());
-    for a in &config.listen_addresses {
-        log::info!("listening on address={a}");
+    for l in &listeners {
+        // The bound address, so that `:0` (any free port) can be found by whoever started us.
+        if let Ok(a) = l.local_addr() {
+            log::info!("listening on address={a}");
+        }
     }
     http::serve(listeners, service, activity.clone());
     let reason = quit_rx.recv().await.unwrap_or("shutdown");

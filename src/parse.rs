@@ -115,6 +115,28 @@ type LabelPairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 type Step<'a> = Result<Option<State>, ParseError>;
 
+/// Quotes bytes like Go's `%q`: printable ASCII as is, other bytes as `\xNN` escapes.
+fn go_quote(raw: &[u8]) -> String {
+    let mut s = String::from("\"");
+    for chunk in raw.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' | '\\' => {
+                    s.push('\\');
+                    s.push(c);
+                }
+                c if c.is_control() => s.push_str(&c.escape_default().to_string()),
+                c => s.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    s.push('"');
+    s
+}
+
 fn is_blank(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
@@ -316,8 +338,14 @@ impl<'a> Parser<'a> {
         if self.buf[stop] == b'"' {
             self.pos = stop + 1;
             self.cur = b'"';
-            self.token = self.slice_utf8_checked(start, stop)?;
-            return Ok(Ok(()));
+            let buf: &'a [u8] = self.buf;
+            return Ok(match std::str::from_utf8(&buf[start..stop]) {
+                Ok(v) => {
+                    self.token = Cow::Borrowed(v);
+                    Ok(())
+                }
+                Err(_) => Err(self.invalid_value(start, &buf[start..stop])),
+            });
         }
         let mut out: Vec<u8> = Vec::new();
         let mut escaped = false;
@@ -348,24 +376,17 @@ impl<'a> Parser<'a> {
                 _ => out.push(b),
             }
         }
-        self.token = match String::from_utf8(out) {
-            Ok(s) => Cow::Owned(s),
-            Err(e) => Cow::Owned(format!("\u{0}{}", String::from_utf8_lossy(e.as_bytes()))),
-        };
-        Ok(Ok(()))
+        match String::from_utf8(out) {
+            Ok(v) => {
+                self.token = Cow::Owned(v);
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(self.invalid_value(start, e.as_bytes()))),
+        }
     }
 
-    /// Borrows a label value, marking invalid UTF-8 with a leading NUL so that the caller
-    /// refuses it (a valid value cannot start with NUL after this check, see below).
-    fn slice_utf8_checked(&self, start: usize, end: usize) -> Result<Cow<'a, str>, Eof> {
-        let buf: &'a [u8] = self.buf;
-        Ok(match std::str::from_utf8(&buf[start..end]) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(_) => Cow::Owned(format!(
-                "\u{0}{}",
-                String::from_utf8_lossy(&buf[start..end])
-            )),
-        })
+    fn invalid_value(&self, start: usize, raw: &[u8]) -> ParseError {
+        self.error_at(start, format!("invalid label value {}", go_quote(raw)))
     }
 
     fn set_or_create_current_mf(&mut self) {
@@ -541,12 +562,6 @@ impl<'a> Parser<'a> {
         if let Err(e) = self.read_token_as_label_value()? {
             return Ok(Err(e));
         }
-        if self.token.starts_with('\u{0}') {
-            let shown = self.token[1..].to_string();
-            return Ok(Err(
-                self.error_at(value_start, format!("invalid label value {shown:?}"))
-            ));
-        }
         let value = self.token.clone();
         let mtype = self.families[self.mf].mtype;
         let name = self.label_name.clone();
@@ -631,7 +646,9 @@ impl<'a> Parser<'a> {
                 }
             }
             MetricType::GaugeHistogram => {
-                // The Go parser has no reassembly for gauge histograms and fails here.
+                // The Go parser has no reassembly for gauge histograms: it stores a family
+                // without values that then breaks its exposition. Refusing is the only
+                // useful answer.
                 let name = self.families[mf].name.clone();
                 let msg = format!("unexpected type for metric name {name:?}");
                 return Ok(Err(self.error_at(self.line_start, msg)));

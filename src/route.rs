@@ -131,7 +131,7 @@ pub fn resolve(method: &str, raw_path: &str, query: Option<&str>, cfg: &RouteCon
         return r;
     }
     // httprouter recommends dropping the slash of an empty job segment (the target is a 404).
-    if path == b"/metrics/job/" || path == b"/metrics/job@base64/" {
+    if path == b"/metrics/job/" {
         let location = String::from_utf8_lossy(&path[..path.len() - 1]).into_owned();
         return Resolved::Redirect {
             status: redirect_status,

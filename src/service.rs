@@ -2,7 +2,7 @@
 
 use crate::api;
 use crate::expose::{self, Piece};
-use crate::grouping::GroupingKey;
+use crate::grouping::{GroupingError, GroupingKey};
 use crate::parse;
 use crate::route::{self, Resolved, Route, RouteConfig};
 use crate::selfmetrics;
@@ -16,7 +16,23 @@ pub struct Request {
     pub path: String,
     pub query: Option<String>,
     pub body: Vec<u8>,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
     pub remote: Option<String>,
+}
+
+/// Whether a `Content-Type` selects delimited protobuf, by the Go gateway's rule: the media
+/// type (any case) with `proto=io.prometheus.client.MetricFamily` and `encoding=delimited`.
+fn is_protobuf(content_type: &str) -> bool {
+    let mut parts = content_type.split(';').map(str::trim);
+    let media = parts.next().unwrap_or("");
+    let params: Vec<(&str, &str)> = parts
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    media.eq_ignore_ascii_case("application/vnd.google.protobuf")
+        && params.contains(&("proto", "io.prometheus.client.MetricFamily"))
+        && params.contains(&("encoding", "delimited"))
 }
 
 pub enum Body {
@@ -208,6 +224,10 @@ impl Service {
         let now = SystemTime::now();
         let key = match GroupingKey::parse(job, job_base64, rest) {
             Ok(k) => k,
+            // No group can have such a key, so there is nothing to delete (as in Go).
+            Err(GroupingError::NotUtf8 { .. }) if req.method == "DELETE" => {
+                return Response::empty(202);
+            }
             Err(e) => {
                 log::debug!("bad grouping key in {} {}: {e}", req.method, req.path);
                 return Response::error(400, &e.to_string());
@@ -216,6 +236,13 @@ impl Service {
         if req.method == "DELETE" {
             self.store.delete(&key);
             return Response::empty(202);
+        }
+        // Refuse what we cannot read yet rather than storing it as text by mistake.
+        if req.content_encoding.as_deref() == Some("gzip") {
+            return Response::error(400, "gzip-compressed push bodies are not supported yet");
+        }
+        if req.content_type.as_deref().is_some_and(is_protobuf) {
+            return Response::error(400, "protobuf push bodies are not supported yet");
         }
         let families = match parse::parse_text(&req.body) {
             Ok(f) => f,

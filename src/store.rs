@@ -351,9 +351,8 @@ impl Store {
             (false, _) => writes.push(zero_failure),
         }
         let removed = removed_families(existing.as_deref(), &writes, mode);
-        if errors.is_empty() {
-            errors = check(&index, existing.as_deref(), &removed, &writes);
-        }
+        // Like the Go gateway, report every problem, not just the first kind found.
+        errors.extend(check(&index, existing.as_deref(), &removed, &writes));
         if !errors.is_empty() {
             self.record_failure_locked(&mut index, key, existing, now);
             return Err(PushError::Inconsistent(errors));
@@ -685,8 +684,14 @@ fn check(
         for s in suffixes {
             let other = format!("{name}{s}");
             if type_after(&other).is_some() {
+                // client_golang words the `_bucket` case differently.
+                let what = if *s == "_bucket" {
+                    "histogram"
+                } else {
+                    "histogram or summary"
+                };
                 errors.push(format!(
-                    "collected histogram or summary named {name:?} collides with previously collected metric named {other:?}"
+                    "collected {what} named {name:?} collides with previously collected metric named {other:?}"
                 ));
             }
         }

@@ -1,7 +1,7 @@
 //! Test support: start the real binary on a free loopback port and talk HTTP/1.1 to it.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,17 +38,36 @@ pub fn free_port() -> u16 {
 }
 
 impl Gateway {
-    /// Starts the binary with `args` plus a loopback listen address, and waits until
-    /// `/-/ready` answers 200.
+    /// Starts the binary with `args` on `127.0.0.1:0`, reads the port it bound from its
+    /// log, and waits until `/-/ready` answers 200. Letting the gateway pick its port
+    /// avoids two tests racing for the same free port.
     pub fn start(args: &[&str]) -> Gateway {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_pushgateway"))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pushgateway"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn the pushgateway binary");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let port = loop {
+            let line = match lines.next() {
+                Some(Ok(l)) => l,
+                _ => panic!("gateway exited before it listened: {:?}", child.wait()),
+            };
+            if let Some(addr) = line.split("listening on address=").nth(1) {
+                // logfmt ends the value at the line's end, JSON at the closing quote.
+                let addr = addr.split(['"', ' ']).next().unwrap_or(addr);
+                break addr
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .expect("port in the log line");
+            }
+        };
+        // Keep draining the log so the gateway never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
         let mut gw = Gateway { child, port };
         gw.wait_ready();
         gw
