@@ -472,7 +472,8 @@ impl Store {
     /// The scrape: every family, merged across groups and with the gateway's own families,
     /// sorted by name, as pieces of already rendered text. Collected under the index lock,
     /// so a scrape sees each push whole or not at all; nothing is rendered again.
-    pub fn expose(&self, own: Vec<selfmetrics::Gathered>) -> Vec<Piece> {
+    pub fn expose(&self, mut own: Vec<selfmetrics::Gathered>) -> Vec<Piece> {
+        own.sort_by_key(|o| o.family.name);
         let index = self.lock_index();
         let mut own = own.into_iter().peekable();
         let mut out = Vec::with_capacity(index.families.len() * 2 + 32);
