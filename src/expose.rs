@@ -102,27 +102,20 @@ pub fn write_metric(out: &mut String, name: &str, m: &Metric) -> bool {
     }
 }
 
-/// A part of a scrape: a family header, or one stored series' lines.
-pub enum Piece {
-    Text(String),
-    Series(Series),
-}
-
-impl Piece {
-    pub fn bytes(&self) -> &[u8] {
-        match self {
-            Piece::Text(t) => t.as_bytes(),
-            Piece::Series(s) => s.lines().as_bytes(),
-        }
-    }
-}
-
-/// A stored series for `name`: its label block and rendered lines in one allocation.
+/// A stored series for `name`: its rendered lines (and flags) in one allocation.
 pub fn series(name: &str, m: &Metric) -> Series {
     let mut lines = String::with_capacity(64);
     let mut flags = String::new();
     if write_metric(&mut lines, name, m) {
         flags.push(metric::ADDED_INF);
+    }
+    let extra = match &m.value {
+        Value::Summary(s) => !s.quantiles.is_empty(),
+        Value::Histogram(_) => true,
+        _ => false,
+    };
+    if extra {
+        flags.push(metric::EXTRA_LABEL);
     }
     if let Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) = m.value
         && v == 0.0
@@ -130,7 +123,7 @@ pub fn series(name: &str, m: &Metric) -> Series {
     {
         flags.push(metric::NEGATIVE_ZERO);
     }
-    Series::new(&m.labels, &lines, &flags)
+    Series::new(&lines, &flags)
 }
 
 /// The `# HELP` (if any) and `# TYPE` lines of a family.
@@ -188,6 +181,31 @@ mod tests {
             text,
             "# HELP m line\\\\one\\ntwo \"q\" <&>\n# TYPE m untyped\nm{a=\"x\\\\y\\\"z\\nw\",instance=\"\",job=\"j\"} 0\n"
         );
+    }
+
+    #[test]
+    fn series_give_back_their_label_block() {
+        let l = labels(&[("a", "x,\"}"), ("instance", ""), ("job", "j")]);
+        for value in [
+            Value::Untyped(1.0),
+            Value::Summary(Box::default()),
+            Value::Summary(Box::new(Summary {
+                quantiles: vec![(0.5, 1.0)],
+                ..Summary::default()
+            })),
+            Value::Histogram(Box::default()),
+        ] {
+            let m = Metric {
+                labels: l.clone(),
+                value,
+            };
+            assert_eq!(series("m", &m).block(), l.block(), "{m:?}");
+        }
+        let bare = Metric {
+            labels: labels(&[]),
+            value: Value::Histogram(Box::default()),
+        };
+        assert_eq!(series("h", &bare).block(), "");
     }
 
     #[test]

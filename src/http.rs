@@ -1,7 +1,7 @@
 //! The HTTP edge, the only module that knows tide: listeners, our own accept loop with
 //! TCP_NODELAY, and the translation between tide and `service` requests and responses.
 
-use crate::expose::Piece;
+use crate::metric::Series;
 use crate::service::{Body, Request, Response, Service};
 use async_std::io::Read;
 use async_std::net::{TcpListener, TcpStream};
@@ -145,7 +145,7 @@ fn to_tide(r: Response) -> tide::Response {
         Body::Empty => {}
         Body::Bytes(b) => res.set_body(b),
         Body::Pieces(pieces) => {
-            let len = pieces.iter().map(|p| p.bytes().len()).sum();
+            let len = pieces.iter().map(|p| p.lines().len()).sum();
             let reader = PieceReader {
                 pieces,
                 index: 0,
@@ -160,7 +160,7 @@ fn to_tide(r: Response) -> tide::Response {
 
 /// Streams the scrape's pieces without first copying them into one buffer.
 struct PieceReader {
-    pieces: Vec<Piece>,
+    pieces: Vec<Series>,
     index: usize,
     offset: usize,
 }
@@ -178,12 +178,12 @@ impl Read for PieceReader {
             let Some(piece) = this.pieces.get(this.index) else {
                 break;
             };
-            let rest = &piece.bytes()[this.offset..];
+            let rest = &piece.lines().as_bytes()[this.offset..];
             let take = rest.len().min(buf.len() - n);
             buf[n..n + take].copy_from_slice(&rest[..take]);
             n += take;
             this.offset += take;
-            if this.offset == piece.bytes().len() {
+            if this.offset == piece.lines().as_bytes().len() {
                 this.index += 1;
                 this.offset = 0;
             }

@@ -129,26 +129,41 @@ pub fn escape_label_value(out: &mut String, v: &str) {
     }
 }
 
-/// Iterates the `(name, value)` pairs of a label block, unescaping values.
-pub fn block_pairs(block: &str) -> impl Iterator<Item = (&str, Cow<'_, str>)> {
+/// The `(name, escaped value)` pairs of a label block, without copying: the value ends at
+/// the first quote not escaped by a backslash.
+fn raw_pairs(block: &str) -> impl Iterator<Item = (&str, &str)> {
     let mut rest = block;
     std::iter::from_fn(move || {
-        let (name, after) = rest.split_once("=\"")?;
-        let b = after.as_bytes();
-        let mut i = 0;
-        let mut escaped = false;
-        while i < b.len() && (escaped || b[i] != b'"') {
-            escaped = !escaped && b[i] == b'\\';
-            i += 1;
+        let eq = memchr::memchr(b'=', rest.as_bytes())?;
+        let name = &rest[..eq];
+        let value_start = eq + 2; // past `="`
+        let b = rest.as_bytes();
+        let mut i = value_start;
+        loop {
+            match memchr::memchr2(b'"', b'\\', b.get(i..)?) {
+                Some(j) if b[i + j] == b'\\' => i += j + 2,
+                Some(j) => {
+                    i += j;
+                    break;
+                }
+                None => return None,
+            }
         }
-        let raw = &after[..i.min(after.len())];
-        rest = after.get(i + 2..).unwrap_or("");
+        let value = rest.get(value_start..i)?;
+        rest = rest.get(i + 2..).unwrap_or("");
+        Some((name, value))
+    })
+}
+
+/// Iterates the `(name, value)` pairs of a label block, unescaping values.
+pub fn block_pairs(block: &str) -> impl Iterator<Item = (&str, Cow<'_, str>)> {
+    raw_pairs(block).map(|(n, raw)| {
         let value = if raw.contains('\\') {
             Cow::Owned(unescape(raw))
         } else {
             Cow::Borrowed(raw)
         };
-        Some((name, value))
+        (n, value)
     })
 }
 
@@ -169,26 +184,97 @@ fn unescape(raw: &str) -> String {
     out
 }
 
+/// The bytes an escaped label value stands for.
+fn unescaped_bytes(raw: &str) -> impl Iterator<Item = u8> + '_ {
+    let mut b = raw.bytes();
+    std::iter::from_fn(move || match b.next()? {
+        b'\\' => match b.next()? {
+            b'n' => Some(b'\n'),
+            other => Some(other),
+        },
+        c => Some(c),
+    })
+}
+
+/// Compares two escaped values by the bytes they stand for; without escapes (the usual
+/// case) that is a plain slice comparison.
+fn cmp_escaped(a: &str, b: &str) -> Ordering {
+    if !a.contains('\\') && !b.contains('\\') {
+        return a.cmp(b);
+    }
+    unescaped_bytes(a).cmp(unescaped_bytes(b))
+}
+
 /// The exposition order of the Go client (`NormalizeMetricFamilies`) on label blocks:
 /// fewer labels first, then label values compared position by position. Names break the
 /// remaining ties so that `Equal` means "the same series" (the store's uniqueness check).
+/// It runs on every index lookup of a push, so it reads the blocks without allocating.
 pub fn cmp_blocks(a: &str, b: &str) -> Ordering {
     if a == b {
         return Ordering::Equal;
     }
-    let count = |s: &str| s.matches("=\"").count();
-    count(a)
-        .cmp(&count(b))
+    raw_pairs(a)
+        .count()
+        .cmp(&raw_pairs(b).count())
         .then_with(|| {
-            block_pairs(a)
-                .map(|(_, v)| v)
-                .cmp(block_pairs(b).map(|(_, v)| v))
+            let mut vb = raw_pairs(b).map(|(_, v)| v);
+            for (_, va) in raw_pairs(a) {
+                match vb.next().map(|vb| cmp_escaped(va, vb)) {
+                    Some(Ordering::Equal) => {}
+                    Some(o) => return o,
+                    None => return Ordering::Greater,
+                }
+            }
+            Ordering::Equal
         })
         .then_with(|| {
-            block_pairs(a)
+            raw_pairs(a)
                 .map(|(n, _)| n)
-                .cmp(block_pairs(b).map(|(n, _)| n))
+                .cmp(raw_pairs(b).map(|(n, _)| n))
         })
+}
+
+/// A key whose order agrees with `cmp_blocks` wherever two keys differ, so that index
+/// lookups settle most comparisons without reading any series text (a cache miss each).
+/// Word 0: the label count in the top byte, then the first 7 bytes the first value stands
+/// for, zero-padded (a shorter value sorts first, as in full). Word 1: 0 in the top byte if
+/// word 0 holds the whole first value (at most 7 bytes, no NUL), then the second value's
+/// first 7 bytes; otherwise just 1 in the top byte, which sorts after every value the
+/// first word captured whole and says nothing more. Equal keys decide nothing.
+pub fn sort_prefix(block: &str) -> [u64; 2] {
+    let count = raw_pairs(block).count();
+    if count >= 255 {
+        return [255 << 56, 0];
+    }
+    let mut values = raw_pairs(block).map(|(_, v)| v);
+    let (first, second) = (values.next().unwrap_or(""), values.next().unwrap_or(""));
+    let mut w0 = [0u8; 8];
+    w0[0] = count as u8;
+    let mut bytes = unescaped_bytes(first);
+    let mut whole = true;
+    for slot in w0[1..].iter_mut() {
+        match bytes.next() {
+            None => break,
+            // A NUL reads like padding: from here on the word cannot tell, so stop.
+            Some(0) => {
+                whole = false;
+                break;
+            }
+            Some(b) => *slot = b,
+        }
+    }
+    if whole && bytes.next().is_some() {
+        whole = false; // longer than 7 bytes
+    }
+    let mut w1 = [0u8; 8];
+    if whole {
+        for (slot, b) in w1[1..].iter_mut().zip(unescaped_bytes(second)) {
+            *slot = b;
+        }
+    } else {
+        w1[0] = 1;
+    }
+    [u64::from_be_bytes(w0), u64::from_be_bytes(w1)]
 }
 
 impl Labels {
@@ -242,50 +328,74 @@ pub struct Metric {
     pub value: Value,
 }
 
-/// A stored series: one allocation holding the label block, optional flags after a tab,
-/// a line break, then the metric's rendered exposition lines. The flags keep what the text
-/// cannot show, for the JSON API: `i`, the exposition added the `+Inf` bucket; `z`, the
-/// value is -0 (the text shows 0).
+/// A stored series: one allocation holding its flags, a line break, then the metric's
+/// rendered exposition lines, from which the label block is read back. The flags keep
+/// what the text cannot show: `x`, the first line carries one label more than the
+/// metric (`quantile` or `le`, always last); for the JSON API `i`, the exposition added
+/// the `+Inf` bucket, and `z`, the value is -0 (the text shows 0).
 #[derive(Clone)]
 pub struct Series(Arc<str>);
 
+/// Flag of a series whose first line ends its labels with `quantile` or `le`.
+pub const EXTRA_LABEL: char = 'x';
 /// Flag of a series whose `+Inf` bucket the exposition added.
 pub const ADDED_INF: char = 'i';
 /// Flag of a series whose value is -0.
 pub const NEGATIVE_ZERO: char = 'z';
 
+/// The text between the braces of a sample line (empty without braces), and where the
+/// last pair in it starts.
+fn brace_content(line: &str) -> (&str, usize) {
+    let b = line.as_bytes();
+    // A metric name holds neither '{' nor ' ', so whichever comes first decides.
+    let Some(open) = memchr::memchr2(b'{', b' ', b).filter(|&i| b[i] == b'{') else {
+        return ("", 0);
+    };
+    let content = &line[open + 1..];
+    let (mut end, mut last_start) = (0, 0);
+    for (name, value) in raw_pairs(content) {
+        let start = name.as_ptr() as usize - content.as_ptr() as usize;
+        last_start = start;
+        end = value.as_ptr() as usize - content.as_ptr() as usize + value.len() + 1;
+    }
+    (&content[..end], last_start)
+}
+
 impl Series {
-    pub fn new(labels: &Labels, lines: &str, flags: &str) -> Series {
-        let mut s = String::with_capacity(labels.block().len() + lines.len() + flags.len() + 2);
-        s.push_str(labels.block());
-        if !flags.is_empty() {
-            s.push('\t');
-            s.push_str(flags);
-        }
+    pub fn new(lines: &str, flags: &str) -> Series {
+        let mut s = String::with_capacity(lines.len() + flags.len() + 1);
+        s.push_str(flags);
         s.push('\n');
         s.push_str(lines);
         Series(s.into())
     }
 
-    fn header(&self) -> (&str, &str) {
-        // Label values escape newlines and quote tabs, so the first of each ends a part.
-        let header = self.0.split_once('\n').map_or(&*self.0, |(h, _)| h);
-        header.split_once('\t').unwrap_or((header, ""))
+    fn flags(&self) -> &str {
+        // Flags are a few letters: the first line break ends them.
+        let end = memchr::memchr(b'\n', self.0.as_bytes()).unwrap_or(self.0.len());
+        &self.0[..end]
     }
 
-    /// The label block (exposition text without braces).
+    /// The label block (exposition text without braces), read from the first line.
     pub fn block(&self) -> &str {
-        let (block, _) = self.header();
-        block
+        let lines = self.lines();
+        let first = &lines[..memchr::memchr(b'\n', lines.as_bytes()).unwrap_or(lines.len())];
+        let (content, last_start) = brace_content(first);
+        if self.has_flag(EXTRA_LABEL) {
+            // Drop the extra pair and the comma before it.
+            return &content[..last_start.saturating_sub(1)];
+        }
+        content
     }
 
     pub fn has_flag(&self, flag: char) -> bool {
-        self.header().1.contains(flag)
+        self.flags().contains(flag)
     }
 
     /// The rendered exposition lines.
     pub fn lines(&self) -> &str {
-        self.0.split_once('\n').map_or("", |(_, l)| l)
+        let start = self.flags().len() + 1;
+        self.0.get(start..).unwrap_or("")
     }
 }
 
@@ -350,15 +460,58 @@ mod tests {
     }
 
     #[test]
-    fn series_keep_block_and_lines_in_one_allocation() {
-        let l = Labels::from_sorted([("job", "j")]);
-        let s = Series::new(&l, "h_bucket{job=\"j\",le=\"+Inf\"} 1\n", "i");
+    fn sort_prefixes_never_contradict_the_full_order() {
+        let values = [
+            "", "a", "a\0", "a\0\0b", "ab", "abcdefg", "abcdefgh", "abcdefgz", "b", "\"", "\\",
+            "#", "é", "\0",
+        ];
+        let mut blocks = Vec::new();
+        for v in values {
+            blocks.push(Labels::from_sorted([("a", v)]));
+            blocks.push(Labels::from_sorted([("a", v), ("b", "x")]));
+            blocks.push(Labels::from_sorted([("a", "a"), ("b", v)]));
+            blocks.push(Labels::from_sorted([("a", v), ("b", v), ("c", "")]));
+            for w in values {
+                blocks.push(Labels::from_sorted([("a", v), ("b", w)]));
+            }
+        }
+        for x in &blocks {
+            for y in &blocks {
+                let (px, py) = (sort_prefix(x.block()), sort_prefix(y.block()));
+                if px != py {
+                    assert_eq!(px.cmp(&py), x.cmp(y), "{x:?} vs {y:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn series_read_their_label_block_back_from_the_text() {
+        let s = Series::new(
+            "h_bucket{job=\"j\",le=\"+Inf\"} 1\nh_sum{job=\"j\"} 0\n",
+            "xi",
+        );
         assert_eq!(
             (s.block(), s.has_flag(ADDED_INF), s.has_flag(NEGATIVE_ZERO)),
             ("job=\"j\"", true, false)
         );
-        assert_eq!(s.lines(), "h_bucket{job=\"j\",le=\"+Inf\"} 1\n");
-        assert_eq!(s, Series::new(&l, "other\n", ""));
+        assert_eq!(
+            s.lines(),
+            "h_bucket{job=\"j\",le=\"+Inf\"} 1\nh_sum{job=\"j\"} 0\n"
+        );
+        assert_eq!(s, Series::new("other{job=\"j\"} 2\n", ""));
+        // Braces, commas, quotes and tabs inside values do not confuse it.
+        let v = Series::new("m{a=\"}{,\\\"\t\",b=\"\"} 1\n", "");
+        assert_eq!(v.block(), "a=\"}{,\\\"\t\",b=\"\"");
+        assert_eq!(Series::new("m 1\n", "").block(), "");
+        assert_eq!(
+            Series::new("s{quantile=\"0.5\"} 1\ns_sum 1\n", "x").block(),
+            ""
+        );
+        assert_eq!(
+            Series::new("s_sum{a=\"1\"} 1\ns_count{a=\"1\"} 1\n", "").block(),
+            "a=\"1\""
+        );
     }
 
     #[test]

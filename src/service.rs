@@ -1,8 +1,9 @@
 //! Request handling without a web framework: a plain request in, a plain response out.
 
 use crate::api;
-use crate::expose::{self, Piece};
+use crate::expose;
 use crate::grouping::{GroupingError, GroupingKey};
+use crate::metric::Series;
 use crate::parse;
 use crate::route::{self, Resolved, Route, RouteConfig};
 use crate::selfmetrics;
@@ -39,7 +40,7 @@ pub enum Body {
     Empty,
     Bytes(Vec<u8>),
     /// The scrape: rendered text shared with the store.
-    Pieces(Vec<Piece>),
+    Pieces(Vec<Series>),
 }
 
 pub struct Response {

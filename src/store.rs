@@ -1,15 +1,15 @@
 //! The group store: a lock-striped map of groups, plus the cross-group family index that
 //! checks and applies a push in time proportional to the push, not to the store.
 
-use crate::expose::{self, Piece};
+use crate::expose;
 use crate::float;
 use crate::grouping::GroupingKey;
-use crate::metric::{Labels, Metric, MetricType, Series, Value, is_label_name};
+use crate::metric::{self, Labels, Metric, MetricType, Series, Value, is_label_name};
 use crate::parse::ParsedFamily;
 use crate::selfmetrics::{self, own_family};
 use std::borrow::Borrow;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -153,13 +153,51 @@ impl fmt::Display for PushError {
 
 impl std::error::Error for PushError {}
 
+/// An index entry: a series, the id of the group holding it, and a prefix of its sort key
+/// that settles most comparisons without reading the series text (a cache miss each).
+#[derive(Clone, Debug)]
+struct Slot {
+    prefix: [u64; 2],
+    series: Series,
+    group: u64,
+}
+
+impl Slot {
+    fn new(series: &Series, group: u64) -> Slot {
+        Slot {
+            prefix: metric::sort_prefix(series.block()),
+            series: series.clone(),
+            group,
+        }
+    }
+}
+
+impl PartialEq for Slot {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Slot {}
+impl Ord for Slot {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| self.series.cmp(&other.series))
+    }
+}
+impl PartialOrd for Slot {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// All groups' metrics of one name, merged as a scrape shows them.
 struct FamilyIndex {
     name: Arc<str>,
     mtype: MetricType,
     /// Every series of this name in the store, in exposition order, with the id of the
     /// group holding it. Ordered by label set, it is also the uniqueness check.
-    series: BTreeMap<Series, u64>,
+    series: BTreeSet<Slot>,
     /// Distinct HELP texts with the number of groups using each.
     helps: Vec<(Option<Arc<str>>, usize)>,
     /// HELP of the most recent push, shown while some group still has it.
@@ -249,6 +287,11 @@ fn timestamp_gauge(key: &GroupingKey, name: &str, value: f64) -> Series {
         value: Value::Gauge(value),
     };
     expose::series(name, &metric)
+}
+
+/// Text as a piece of a scrape.
+fn text(s: String) -> Series {
+    Series::new(&s, "")
 }
 
 fn push_time(key: &GroupingKey, value: f64) -> Write {
@@ -366,7 +409,7 @@ impl Store {
         let mut index = self.lock_index();
         if let Some(g) = self.unpublish(key) {
             for fam in g.families.iter() {
-                unindex(&mut index, fam);
+                unindex(&mut index, fam, &[]);
             }
         }
     }
@@ -417,7 +460,11 @@ impl Store {
         now: SystemTime,
     ) {
         for fam in removed {
-            unindex(index, fam);
+            let rewritten = writes
+                .iter()
+                .find(|w| w.name == fam.name)
+                .map(|w| w.metrics.as_slice());
+            unindex(index, fam, rewritten.unwrap_or(&[]));
         }
         let (id, mut families) = match existing {
             Some(g) => {
@@ -439,7 +486,7 @@ impl Store {
                 .or_insert_with(|| FamilyIndex {
                     name: w.name.clone(),
                     mtype: w.mtype,
-                    series: BTreeMap::new(),
+                    series: BTreeSet::new(),
                     helps: Vec::new(),
                     latest_help: None,
                 });
@@ -451,7 +498,8 @@ impl Store {
             }
             fi.latest_help = help.clone();
             for m in &w.metrics {
-                fi.series.insert(m.clone(), id);
+                // One descent: a re-pushed series takes its predecessor's place.
+                fi.series.replace(Slot::new(m, id));
             }
             families.push(StoredFamily {
                 name: fi.name.clone(),
@@ -470,31 +518,31 @@ impl Store {
     }
 
     /// The scrape: every family, merged across groups and with the gateway's own families,
-    /// sorted by name, as pieces of already rendered text. Collected under the index lock,
+    /// sorted by name, as pieces of already rendered text (headers are pieces too). Collected under the index lock,
     /// so a scrape sees each push whole or not at all; nothing is rendered again.
-    pub fn expose(&self, mut own: Vec<selfmetrics::Gathered>) -> Vec<Piece> {
+    pub fn expose(&self, mut own: Vec<selfmetrics::Gathered>) -> Vec<Series> {
         own.sort_by_key(|o| o.family.name);
         let index = self.lock_index();
         let mut own = own.into_iter().peekable();
         let mut out = Vec::with_capacity(index.families.len() * 2 + 32);
         for fi in index.families.values() {
             while let Some(o) = own.next_if(|o| o.family.name < &*fi.name) {
-                out.push(Piece::Text(expose::render_own(&o, &[])));
+                out.push(text(expose::render_own(&o, &[])));
             }
             if let Some(o) = own.next_if(|o| o.family.name == &*fi.name) {
                 // A pushed family of an own name shares one block, with the gateway's HELP.
-                let pushed: Vec<Series> = fi.series.keys().cloned().collect();
-                out.push(Piece::Text(expose::render_own(&o, &pushed)));
+                let pushed: Vec<Series> = fi.series.iter().map(|s| s.series.clone()).collect();
+                out.push(text(expose::render_own(&o, &pushed)));
                 continue;
             }
-            out.push(Piece::Text(expose::header(
+            out.push(text(expose::header(
                 &fi.name,
                 fi.help().as_deref(),
                 fi.mtype,
             )));
-            out.extend(fi.series.keys().cloned().map(Piece::Series));
+            out.extend(fi.series.iter().map(|s| s.series.clone()));
         }
-        out.extend(own.map(|o| Piece::Text(expose::render_own(&o, &[]))));
+        out.extend(own.map(|o| text(expose::render_own(&o, &[]))));
         out
     }
 }
@@ -514,12 +562,18 @@ fn removed_families(existing: Option<&Group>, writes: &[Write], mode: Mode) -> V
         .collect()
 }
 
-fn unindex(index: &mut Index, fam: &StoredFamily) {
+/// Takes a family of a group out of the index, except the series that `rewritten` (the
+/// same family's new series, about to be indexed in their place) brings back.
+fn unindex(index: &mut Index, fam: &StoredFamily, rewritten: &[Series]) {
     let Some(fi) = index.families.get_mut(&fam.name) else {
         return;
     };
+    let mut back: Vec<&Series> = rewritten.iter().collect();
+    back.sort_unstable();
     for m in fam.metrics.iter() {
-        fi.series.remove(m);
+        if back.binary_search(&m).is_err() {
+            fi.series.remove(&Slot::new(m, 0));
+        }
     }
     if let Some(slot) = fi.helps.iter_mut().find(|(h, _)| *h == fam.help) {
         slot.1 -= 1;
@@ -653,8 +707,8 @@ fn check(
                 continue;
             }
             for m in &w.metrics {
-                if let Some((_, owner)) = fi.series.get_key_value(m)
-                    && Some(*owner) != gid
+                if let Some(slot) = fi.series.get(&Slot::new(m, 0))
+                    && Some(slot.group) != gid
                 {
                     let d = describe(name, m);
                     errors.push(format!(
@@ -726,10 +780,7 @@ mod tests {
     /// The pushed families as text, without the two timestamp families.
     fn text(store: &Store) -> String {
         let pieces = store.expose(Vec::new());
-        let all: Vec<u8> = pieces
-            .iter()
-            .flat_map(|p| p.bytes().iter().copied())
-            .collect();
+        let all: Vec<u8> = pieces.iter().flat_map(|p| p.lines().bytes()).collect();
         let all = String::from_utf8(all).unwrap();
         let mut out = String::new();
         let mut skip = false;
@@ -891,7 +942,7 @@ mod tests {
         let pieces = s.expose(Vec::new());
         let same = pieces
             .iter()
-            .any(|p| matches!(p, Piece::Series(x) if std::ptr::eq(x.lines(), stored.lines())));
+            .any(|p| std::ptr::eq(p.lines(), stored.lines()));
         assert!(same, "the scrape rendered family a again");
     }
 }
