@@ -183,7 +183,7 @@ impl Read for PieceReader {
             buf[n..n + take].copy_from_slice(&rest[..take]);
             n += take;
             this.offset += take;
-            if this.offset == piece.lines().as_bytes().len() {
+            if this.offset == piece.lines().len() {
                 this.index += 1;
                 this.offset = 0;
             }
