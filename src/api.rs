@@ -174,10 +174,10 @@ fn value_of(name: &str, mtype: MetricType, s: &Series) -> Option<Value> {
 
 fn write_family(out: &mut String, f: &StoredFamily) {
     out.push_str("{\"time_stamp\":");
-    write_str(out, &rfc3339_nano(f.pushed_at));
+    write_str(out, &rfc3339_nano(f.pushed_at()));
     out.push_str(",\"type\":");
-    write_str(out, f.mtype.proto_name());
-    if let Some(h) = f.help.as_deref().filter(|h| !h.is_empty()) {
+    write_str(out, f.mtype().proto_name());
+    if let Some(h) = f.help().filter(|h| !h.is_empty()) {
         out.push_str(",\"help\":");
         write_str(out, h);
     }
@@ -185,7 +185,7 @@ fn write_family(out: &mut String, f: &StoredFamily) {
     let mut first = true;
     for s in f.metrics.iter() {
         // Series keep their rendered text; the API reads the values back from it.
-        let Some(value) = value_of(&f.name, f.mtype, s) else {
+        let Some(value) = value_of(f.name(), f.mtype(), s) else {
             continue;
         };
         if !first {
@@ -214,9 +214,9 @@ pub fn metrics_json(groups: &[std::sync::Arc<Group>]) -> String {
         for f in g.families.iter() {
             let mut s = String::new();
             write_family(&mut s, f);
-            match entries.iter_mut().find(|(k, _)| *k == &*f.name) {
+            match entries.iter_mut().find(|(k, _)| *k == f.name()) {
                 Some(e) => e.1 = s,
-                None => entries.push((&f.name, s)),
+                None => entries.push((f.name(), s)),
             }
         }
         entries.sort_by(|a, b| a.0.cmp(b.0));

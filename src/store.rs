@@ -24,16 +24,46 @@ pub const PUSH_FAILURE_TIME_HELP: &str =
 
 const STRIPES: usize = 64;
 
-/// One family as stored in one group.
-#[derive(Debug, Clone)]
-pub struct StoredFamily {
+/// What the families of one name, HELP and type share across groups (interned by the
+/// index, so ten thousand groups pushing the same family hold one copy).
+#[derive(Debug)]
+pub struct FamilyMeta {
     pub name: Arc<str>,
     pub help: Option<Arc<str>>,
     pub mtype: MetricType,
+}
+
+/// One family as stored in one group.
+#[derive(Debug, Clone)]
+pub struct StoredFamily {
+    meta: Arc<FamilyMeta>,
     /// In push order, each with its complete sorted label set and rendered lines.
     pub metrics: SeriesList,
-    /// When the push that last wrote this family arrived.
-    pub pushed_at: SystemTime,
+    /// When the push that last wrote this family arrived, in nanoseconds since the epoch.
+    pushed_at: u64,
+}
+
+impl StoredFamily {
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    pub fn help(&self) -> Option<&str> {
+        self.meta.help.as_deref()
+    }
+
+    pub fn mtype(&self) -> MetricType {
+        self.meta.mtype
+    }
+
+    pub fn pushed_at(&self) -> SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(self.pushed_at)
+    }
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// The series of one stored family. Most families hold one series, which then needs no
@@ -77,7 +107,7 @@ impl Group {
     pub fn family(&self, name: &str) -> Option<&StoredFamily> {
         let i = self
             .families
-            .binary_search_by(|f| (*f.name).cmp(name))
+            .binary_search_by(|f| f.name().cmp(name))
             .ok()?;
         Some(&self.families[i])
     }
@@ -198,8 +228,8 @@ struct FamilyIndex {
     /// Every series of this name in the store, in exposition order, with the id of the
     /// group holding it. Ordered by label set, it is also the uniqueness check.
     series: BTreeSet<Slot>,
-    /// Distinct HELP texts with the number of groups using each.
-    helps: Vec<(Option<Arc<str>>, usize)>,
+    /// Distinct HELP and type pairs, with the number of groups using each.
+    metas: Vec<(Arc<FamilyMeta>, usize)>,
     /// HELP of the most recent push, shown while some group still has it.
     latest_help: Option<Arc<str>>,
 }
@@ -212,20 +242,37 @@ impl FamilyIndex {
         if let Some(own) = own_family(&self.name) {
             return Some(own.help.into());
         }
-        let in_use = |want: &Option<Arc<str>>| self.helps.iter().any(|(h, n)| *n > 0 && h == want);
+        let in_use = |want: &Option<Arc<str>>| self.metas.iter().any(|(m, _)| m.help == *want);
         if self.latest_help.is_some() && in_use(&self.latest_help) {
             return self.latest_help.clone();
         }
-        let texts = self.helps.iter().filter(|(_, n)| *n > 0);
-        texts.filter_map(|(h, _)| h.clone()).min()
+        self.metas.iter().filter_map(|(m, _)| m.help.clone()).min()
     }
 
-    fn intern_help(&self, help: Option<Arc<str>>) -> Option<Arc<str>> {
-        let found = self.helps.iter().find(|(h, _)| *h == help);
-        match found {
-            Some((h, _)) => h.clone(),
-            None => help,
+    /// The shared meta for this HELP and type, counted once more.
+    fn acquire(&mut self, help: Option<Arc<str>>, mtype: MetricType) -> Arc<FamilyMeta> {
+        if let Some((m, n)) = self
+            .metas
+            .iter_mut()
+            .find(|(m, _)| m.help == help && m.mtype == mtype)
+        {
+            *n += 1;
+            return m.clone();
         }
+        let meta = Arc::new(FamilyMeta {
+            name: self.name.clone(),
+            help,
+            mtype,
+        });
+        self.metas.push((meta.clone(), 1));
+        meta
+    }
+
+    fn release(&mut self, meta: &Arc<FamilyMeta>) {
+        if let Some(slot) = self.metas.iter_mut().find(|(m, _)| Arc::ptr_eq(m, meta)) {
+            slot.1 -= 1;
+        }
+        self.metas.retain(|(_, n)| *n > 0);
     }
 }
 
@@ -462,7 +509,7 @@ impl Store {
         for fam in removed {
             let rewritten = writes
                 .iter()
-                .find(|w| w.name == fam.name)
+                .find(|w| *w.name == *fam.name())
                 .map(|w| w.metrics.as_slice());
             unindex(index, fam, rewritten.unwrap_or(&[]));
         }
@@ -471,7 +518,7 @@ impl Store {
                 let kept = g
                     .families
                     .iter()
-                    .filter(|f| !removed.iter().any(|r| r.name == f.name));
+                    .filter(|f| !removed.iter().any(|r| r.name() == f.name()));
                 (g.id, kept.cloned().collect::<Vec<_>>())
             }
             None => {
@@ -487,29 +534,23 @@ impl Store {
                     name: w.name.clone(),
                     mtype: w.mtype,
                     series: BTreeSet::new(),
-                    helps: Vec::new(),
+                    metas: Vec::new(),
                     latest_help: None,
                 });
             fi.mtype = w.mtype;
-            let help = fi.intern_help(w.help);
-            match fi.helps.iter_mut().find(|(h, _)| *h == help) {
-                Some(slot) => slot.1 += 1,
-                None => fi.helps.push((help.clone(), 1)),
-            }
-            fi.latest_help = help.clone();
+            fi.latest_help = w.help.clone();
+            let meta = fi.acquire(w.help, w.mtype);
             for m in &w.metrics {
                 // One descent: a re-pushed series takes its predecessor's place.
                 fi.series.replace(Slot::new(m, id));
             }
             families.push(StoredFamily {
-                name: fi.name.clone(),
-                help,
-                mtype: w.mtype,
+                meta,
                 metrics: SeriesList::from(w.metrics),
-                pushed_at: now,
+                pushed_at: nanos(now),
             });
         }
-        families.sort_by(|a, b| a.name.cmp(&b.name));
+        families.sort_by(|a, b| a.name().cmp(b.name()));
         self.publish(Group {
             key: key.clone(),
             id,
@@ -555,8 +596,8 @@ fn removed_families(existing: Option<&Group>, writes: &[Write], mode: Mode) -> V
     g.families
         .iter()
         .filter(|f| {
-            written.contains(&*f.name)
-                || (mode == Mode::Replace && &*f.name != PUSH_TIME && &*f.name != PUSH_FAILURE_TIME)
+            written.contains(f.name())
+                || (mode == Mode::Replace && f.name() != PUSH_TIME && f.name() != PUSH_FAILURE_TIME)
         })
         .cloned()
         .collect()
@@ -565,7 +606,7 @@ fn removed_families(existing: Option<&Group>, writes: &[Write], mode: Mode) -> V
 /// Takes a family of a group out of the index, except the series that `rewritten` (the
 /// same family's new series, about to be indexed in their place) brings back.
 fn unindex(index: &mut Index, fam: &StoredFamily, rewritten: &[Series]) {
-    let Some(fi) = index.families.get_mut(&fam.name) else {
+    let Some(fi) = index.families.get_mut(fam.name()) else {
         return;
     };
     let mut back: Vec<&Series> = rewritten.iter().collect();
@@ -575,12 +616,9 @@ fn unindex(index: &mut Index, fam: &StoredFamily, rewritten: &[Series]) {
             fi.series.remove(&Slot::new(m, 0));
         }
     }
-    if let Some(slot) = fi.helps.iter_mut().find(|(h, _)| *h == fam.help) {
-        slot.1 -= 1;
-    }
-    fi.helps.retain(|(_, n)| *n > 0);
+    fi.release(&fam.meta);
     if fi.series.is_empty() {
-        index.families.remove(&fam.name);
+        index.families.remove(fam.name());
     }
 }
 
@@ -671,7 +709,7 @@ fn check(
     let removed_count = |name: &str| -> usize {
         removed
             .iter()
-            .filter(|f| &*f.name == name)
+            .filter(|f| f.name() == name)
             .map(|f| f.metrics.len())
             .sum()
     };
