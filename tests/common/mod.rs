@@ -54,16 +54,21 @@ impl Gateway {
         let port = loop {
             let line = match lines.next() {
                 Some(Ok(l)) => l,
-                _ => panic!("gateway exited before it listened: {:?}", child.wait()),
+                _ => {
+                    let _ = child.kill();
+                    panic!("gateway exited before it listened: {:?}", child.wait());
+                }
             };
             if let Some(addr) = line.split("listening on address=").nth(1) {
                 // logfmt ends the value at the line's end, JSON at the closing quote.
                 let addr = addr.split(['"', ' ']).next().unwrap_or(addr);
-                break addr
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| p.parse().ok())
-                    .expect("port in the log line");
+                match addr.rsplit(':').next().and_then(|p| p.parse().ok()) {
+                    Some(port) => break port,
+                    None => {
+                        let _ = child.kill(); // never leave an orphan behind a failed test
+                        panic!("no port in the log line {line:?}");
+                    }
+                }
             }
         };
         // Keep draining the log so the gateway never blocks on a full pipe.
