@@ -1,8 +1,8 @@
 //! The JSON API bodies (`/api/v1/metrics`, `/api/v1/status`) in Go `encoding/json` form.
 
+use crate::expose;
 use crate::float;
-use crate::metric::{ADDED_INF, MetricType, NEGATIVE_ZERO, Series, Value, block_pairs};
-use crate::parse;
+use crate::metric::{Value, block_pairs};
 use crate::store::{Group, StoredFamily};
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -88,6 +88,10 @@ fn write_labels<'a, V: AsRef<str>>(out: &mut String, labels: impl Iterator<Item 
 fn write_metric(out: &mut String, block: &str, value: &Value) {
     // Keys sorted, as Go marshals a map.
     match value {
+        Value::Missing => {
+            out.push_str("{\"labels\":");
+            write_labels(out, block_pairs(block));
+        }
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
             out.push_str("{\"labels\":");
             write_labels(out, block_pairs(block));
@@ -143,35 +147,6 @@ fn write_metric(out: &mut String, block: &str, value: &Value) {
     out.push('}');
 }
 
-/// Reads a stored series' value back from its rendered lines (shortest round-trip digits,
-/// so nothing is lost), leaving out a `+Inf` bucket the exposition added.
-fn value_of(name: &str, mtype: MetricType, s: &Series) -> Option<Value> {
-    match mtype {
-        MetricType::Counter | MetricType::Gauge | MetricType::Untyped => {
-            let mut v = float::parse_go(s.lines().trim_end().rsplit(' ').next()?)?;
-            if s.has_flag(NEGATIVE_ZERO) {
-                v = -0.0;
-            }
-            Some(match mtype {
-                MetricType::Counter => Value::Counter(v),
-                MetricType::Gauge => Value::Gauge(v),
-                _ => Value::Untyped(v),
-            })
-        }
-        MetricType::Summary | MetricType::Histogram | MetricType::GaugeHistogram => {
-            let text = format!("# TYPE {name} {}\n{}", mtype.text_name(), s.lines());
-            let mut families = parse::parse_text(text.as_bytes()).ok()?;
-            let mut value = families.pop()?.metrics.pop()?.value;
-            if let Value::Histogram(h) = &mut value
-                && s.has_flag(ADDED_INF)
-            {
-                h.buckets.pop();
-            }
-            Some(value)
-        }
-    }
-}
-
 fn write_family(out: &mut String, f: &StoredFamily) {
     out.push_str("{\"time_stamp\":");
     write_str(out, &rfc3339_nano(f.pushed_at()));
@@ -185,7 +160,7 @@ fn write_family(out: &mut String, f: &StoredFamily) {
     let mut first = true;
     for s in f.metrics.iter() {
         // Series keep their rendered text; the API reads the values back from it.
-        let Some(value) = value_of(f.name(), f.mtype(), s) else {
+        let Some(value) = expose::read_value(f.name(), f.mtype(), s) else {
             continue;
         };
         if !first {

@@ -17,6 +17,15 @@ struct RawArgs {
     /// scrape path
     #[argh(option, default = "String::from(\"/metrics\")")]
     web_telemetry_path: String,
+    /// prefix of every route
+    #[argh(option, default = "String::new()")]
+    web_route_prefix: String,
+    /// URL under which the gateway is reached
+    #[argh(option, default = "String::new()")]
+    web_external_url: String,
+    /// ignored: Debian's UI asset directory
+    #[argh(option, default = "String::new()")]
+    web_local_assets: String,
     /// enable the admin API
     #[argh(switch)]
     web_enable_admin_api: bool,
@@ -61,6 +70,24 @@ const FLAGS: &[Flag] = &[
         help: "Path under which to expose metrics.",
     },
     Flag {
+        name: "web.external-url",
+        kind: Kind::Value,
+        default: "",
+        help: "The URL under which the Pushgateway is externally reachable; its path prefixes every route when --web.route-prefix is empty.",
+    },
+    Flag {
+        name: "web.route-prefix",
+        kind: Kind::Value,
+        default: "",
+        help: "Prefix for the internal routes of web endpoints. Defaults to the path of --web.external-url.",
+    },
+    Flag {
+        name: "web.local-assets",
+        kind: Kind::Value,
+        default: "",
+        help: "Accepted for Debian's prometheus-pushgateway unit files and ignored: the web UI is built in.",
+    },
+    Flag {
         name: "web.enable-lifecycle",
         kind: Kind::Switch,
         default: "false",
@@ -97,6 +124,9 @@ const FLAGS: &[Flag] = &[
 pub struct Config {
     pub listen_addresses: Vec<String>,
     pub telemetry_path: String,
+    pub route_prefix: String,
+    pub external_url: String,
+    pub local_assets: String,
     pub enable_lifecycle: bool,
     pub enable_admin_api: bool,
     pub disable_consistency_check: bool,
@@ -111,6 +141,9 @@ impl Config {
         vec![
             ("web.listen-address".into(), self.listen_addresses.join(",")),
             ("web.telemetry-path".into(), self.telemetry_path.clone()),
+            ("web.route-prefix".into(), self.route_prefix.clone()),
+            ("web.external-url".into(), self.external_url.clone()),
+            ("web.local-assets".into(), self.local_assets.clone()),
             ("web.enable-lifecycle".into(), b(self.enable_lifecycle)),
             ("web.enable-admin-api".into(), b(self.enable_admin_api)),
             (
@@ -256,6 +289,9 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     Ok(Command::Run(Config {
         listen_addresses: listen,
         telemetry_path,
+        route_prefix: raw.web_route_prefix,
+        external_url: raw.web_external_url,
+        local_assets: raw.web_local_assets,
         enable_lifecycle: raw.web_enable_lifecycle,
         enable_admin_api: raw.web_enable_admin_api,
         disable_consistency_check: raw.push_disable_consistency_check,

@@ -1,8 +1,11 @@
 //! Text exposition format 0.0.4, byte for byte as the Go client's `MetricFamilyToText`.
 
 use crate::float;
-use crate::metric::{self, Labels, Metric, MetricType, Series, Value};
+use crate::metric::{self, FamilyView, Labels, Metric, MetricType, Series, Value};
+use crate::parse;
+use crate::proto;
 use crate::selfmetrics::Gathered;
+use std::sync::Arc;
 
 /// The `Content-Type` of a text scrape (Go gateway 1.5.1).
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -60,6 +63,7 @@ fn write_sample(
 /// Appends the sample lines of one metric; true if it added a `+Inf` bucket of its own.
 pub fn write_metric(out: &mut String, name: &str, m: &Metric) -> bool {
     match &m.value {
+        Value::Missing => false,
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
             write_sample(out, name, "", &m.labels, None, *v);
             false
@@ -144,20 +148,106 @@ pub fn header(name: &str, help: Option<&str>, mtype: MetricType) -> String {
     out
 }
 
-/// An own family, merged with pushed series of the same name (sorted together), as text.
-pub fn render_own(own: &Gathered, pushed: &[Series]) -> String {
-    let mut all: Vec<Series> = own
-        .metrics
-        .iter()
-        .map(|m| series(own.family.name, m))
-        .collect();
-    all.extend(pushed.iter().cloned());
-    all.sort();
-    let mut out = header(own.family.name, Some(own.family.help), own.family.mtype);
-    for s in &all {
-        out.push_str(s.lines());
+/// One family of a scrape: pushed series, or the gateway's own metrics, or both when a
+/// push used an own name (then with the gateway's HELP and type, sorted together).
+struct Merged {
+    name: Arc<str>,
+    help: Option<Arc<str>>,
+    mtype: MetricType,
+    series: Vec<Series>,
+}
+
+/// Merges the gateway's own families into the pushed ones, by name.
+fn merge(mut own: Vec<Gathered>, pushed: Vec<FamilyView>) -> Vec<Merged> {
+    own.sort_by_key(|o| o.family.name);
+    let mut own = own.into_iter().peekable();
+    let mut out = Vec::with_capacity(pushed.len() + 16);
+    let from_own = |o: Gathered, extra: Vec<Series>| {
+        let mut series: Vec<Series> = o.metrics.iter().map(|m| series(o.family.name, m)).collect();
+        series.extend(extra);
+        series.sort();
+        Merged {
+            name: o.family.name.into(),
+            help: Some(o.family.help.into()),
+            mtype: o.family.mtype,
+            series,
+        }
+    };
+    for f in pushed {
+        while let Some(o) = own.next_if(|o| o.family.name < &*f.name) {
+            out.push(from_own(o, Vec::new()));
+        }
+        match own.next_if(|o| o.family.name == &*f.name) {
+            Some(o) => out.push(from_own(o, f.series)),
+            None => out.push(Merged {
+                name: f.name,
+                help: f.help,
+                mtype: f.mtype,
+                series: f.series,
+            }),
+        }
+    }
+    out.extend(own.map(|o| from_own(o, Vec::new())));
+    out
+}
+
+/// A text scrape as pieces to write in order: each family's header, then its series'
+/// stored lines, copied, never rendered again.
+pub fn text(own: Vec<Gathered>, pushed: Vec<FamilyView>) -> Vec<Series> {
+    let families = merge(own, pushed);
+    let mut out = Vec::with_capacity(families.iter().map(|f| f.series.len() + 1).sum());
+    for f in families {
+        out.push(Series::new(
+            &header(&f.name, f.help.as_deref(), f.mtype),
+            "",
+        ));
+        out.extend(f.series);
     }
     out
+}
+
+/// A delimited protobuf scrape. Values are read back from the stored text, which keeps
+/// shortest round-trip digits, so nothing is lost.
+pub fn protobuf(own: Vec<Gathered>, pushed: Vec<FamilyView>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in merge(own, pushed) {
+        let metrics: Vec<(&str, Value)> = f
+            .series
+            .iter()
+            .filter_map(|s| Some((s.block(), read_value(&f.name, f.mtype, s)?)))
+            .collect();
+        proto::encode_family(&mut out, &f.name, f.help.as_deref(), f.mtype, &metrics);
+    }
+    out
+}
+
+/// Reads a stored series' value back from its rendered lines, leaving out a `+Inf`
+/// bucket the exposition added and restoring a -0.
+pub fn read_value(name: &str, mtype: MetricType, s: &Series) -> Option<Value> {
+    match mtype {
+        MetricType::Counter | MetricType::Gauge | MetricType::Untyped => {
+            let mut v = float::parse_go(s.lines().trim_end().rsplit(' ').next()?)?;
+            if s.has_flag(metric::NEGATIVE_ZERO) {
+                v = -0.0;
+            }
+            Some(match mtype {
+                MetricType::Counter => Value::Counter(v),
+                MetricType::Gauge => Value::Gauge(v),
+                _ => Value::Untyped(v),
+            })
+        }
+        MetricType::Summary | MetricType::Histogram | MetricType::GaugeHistogram => {
+            let text = format!("# TYPE {name} {}\n{}", mtype.text_name(), s.lines());
+            let mut families = parse::parse_text(text.as_bytes()).ok()?;
+            let mut value = families.pop()?.metrics.pop()?.value;
+            if let Value::Histogram(h) = &mut value
+                && s.has_flag(metric::ADDED_INF)
+            {
+                h.buckets.pop();
+            }
+            Some(value)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -123,12 +123,15 @@ async fn handle(req: &mut tide::Request<State>) -> tide::Result {
         path: url.path().to_string(),
         query: url.query().map(str::to_string),
         body,
-        content_type: req
-            .header("Content-Type")
-            .map(|v| v.last().as_str().to_string()),
-        content_encoding: req
-            .header("Content-Encoding")
-            .map(|v| v.last().as_str().to_string()),
+        headers: req
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_ascii_lowercase(),
+                    v.last().as_str().to_string(),
+                )
+            })
+            .collect(),
         remote: req.peer_addr().map(str::to_string),
     };
     let service = req.state().service.clone();

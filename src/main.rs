@@ -2,6 +2,7 @@
 
 mod api;
 mod cli;
+mod compress;
 mod expose;
 mod float;
 mod grouping;
@@ -9,6 +10,7 @@ mod http;
 mod logger;
 mod metric;
 mod parse;
+mod proto;
 mod route;
 mod selfmetrics;
 mod service;
@@ -47,6 +49,7 @@ async fn run(config: cli::Config) -> i32 {
     let store = Arc::new(store::Store::new());
     let settings = service::Settings {
         routes: route::RouteConfig {
+            prefix: route::route_prefix(&config.route_prefix, &config.external_url),
             telemetry_path: config.telemetry_path.clone(),
             enable_admin: config.enable_admin_api,
             enable_lifecycle: config.enable_lifecycle,

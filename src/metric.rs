@@ -84,6 +84,8 @@ pub enum Value {
     Untyped(f64),
     Summary(Box<Summary>),
     Histogram(Box<Histogram>),
+    /// A protobuf metric without a value field: fits no family, so it is never stored.
+    Missing,
 }
 
 impl Value {
@@ -109,6 +111,15 @@ pub fn is_label_name(s: &str) -> bool {
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// Whether `s` is a legacy Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn is_metric_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
 }
 
 /// A label set sorted by name, kept as its exposition text (`a="x",job="j"`, values
@@ -326,6 +337,14 @@ impl fmt::Debug for Labels {
 pub struct Metric {
     pub labels: Labels,
     pub value: Value,
+}
+
+/// One family as a scrape shows it.
+pub struct FamilyView {
+    pub name: Arc<str>,
+    pub help: Option<Arc<str>>,
+    pub mtype: MetricType,
+    pub series: Vec<Series>,
 }
 
 /// A stored series: one allocation holding its flags, a line break, then the metric's

@@ -40,9 +40,11 @@ pub enum Resolved {
     BadRequest,
 }
 
-/// Which optional routes exist.
+/// Which optional routes exist, and under which prefix.
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
+    /// Empty, or `/path` without a trailing slash (see `route_prefix`).
+    pub prefix: String,
     pub telemetry_path: String,
     pub enable_admin: bool,
     pub enable_lifecycle: bool,
@@ -114,6 +116,29 @@ fn with_query(path: String, query: Option<&str>) -> String {
     }
 }
 
+/// The effective route prefix (Go's `computeRoutePrefix`): `--web.route-prefix`, else the
+/// path of `--web.external-url`; `/` means none; one leading slash, no trailing one.
+pub fn route_prefix(route_prefix: &str, external_url: &str) -> String {
+    let chosen = if route_prefix.is_empty() {
+        url_path(external_url)
+    } else {
+        route_prefix
+    };
+    let trimmed = chosen.trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// The path part of a URL (`http://host:1/a/b?q` → `/a/b`).
+pub fn url_path(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
+    path.split(['?', '#']).next().unwrap_or("")
+}
+
 /// Resolves `method` on the raw (still percent-encoded) path.
 pub fn resolve(method: &str, raw_path: &str, query: Option<&str>, cfg: &RouteConfig) -> Resolved {
     let Some(path) = percent_decode(raw_path) else {
@@ -126,13 +151,44 @@ pub fn resolve(method: &str, raw_path: &str, query: Option<&str>, cfg: &RouteCon
             location: with_query(escape_path(&cleaned), query),
         };
     }
+    // The one route that ignores the prefix: the Go gateway's own text for GET /-/quit.
+    if method == "GET" && path == b"/-/quit" {
+        return Resolved::QuitWrongMethod;
+    }
+    if cfg.prefix.is_empty() {
+        return resolve_under(method, &path, query, cfg, "");
+    }
+    let prefix = cfg.prefix.as_bytes();
+    if path == prefix {
+        return Resolved::Redirect {
+            status: 301,
+            location: with_query(format!("{}/", cfg.prefix), query),
+        };
+    }
+    match path
+        .strip_prefix(prefix)
+        .filter(|rest| rest.starts_with(b"/"))
+    {
+        Some(rest) => resolve_under(method, rest, query, cfg, &cfg.prefix),
+        None => Resolved::NotFound,
+    }
+}
+
+/// Resolves a path with the prefix removed; redirects put the prefix back.
+fn resolve_under(
+    method: &str,
+    path: &[u8],
+    query: Option<&str>,
+    cfg: &RouteConfig,
+    prefix: &str,
+) -> Resolved {
     let redirect_status = if method == "GET" { 301 } else { 307 };
-    if let Some(r) = resolve_exact(method, &path, cfg) {
+    if let Some(r) = resolve_exact(method, path, cfg) {
         return r;
     }
     // httprouter recommends dropping the slash of an empty job segment (the target is a 404).
     if path == b"/metrics/job/" {
-        let location = String::from_utf8_lossy(&path[..path.len() - 1]).into_owned();
+        let location = format!("{prefix}/metrics/job");
         return Resolved::Redirect {
             status: redirect_status,
             location: with_query(location, query),
@@ -141,14 +197,15 @@ pub fn resolve(method: &str, raw_path: &str, query: Option<&str>, cfg: &RouteCon
     // httprouter's repairs: a trailing slash too many or too few, or the wrong case.
     let candidates = [
         path.strip_suffix(b"/").map(<[u8]>::to_vec),
-        Some([path.as_slice(), b"/"].concat()),
+        Some([path, b"/"].concat()),
         Some(path.to_ascii_lowercase()),
     ];
     for c in candidates.into_iter().flatten() {
         if c != path && resolve_exact(method, &c, cfg).is_some() {
+            let location = format!("{prefix}{}", escape_path(&c));
             return Resolved::Redirect {
                 status: redirect_status,
-                location: with_query(escape_path(&c), query),
+                location: with_query(location, query),
             };
         }
     }
@@ -173,17 +230,15 @@ fn resolve_exact(method: &str, path: &[u8], cfg: &RouteConfig) -> Option<Resolve
     Some(match path {
         b"/-/healthy" => for_methods(method, GET_ALLOW, &[("GET", Route::Healthy)]),
         b"/-/ready" => for_methods(method, GET_ALLOW, &[("GET", Route::Ready)]),
-        b"/-/quit" => match method {
-            "PUT" | "POST" => Resolved::Route(Route::Quit),
-            "GET" => Resolved::QuitWrongMethod,
-            "OPTIONS" => Resolved::Options("OPTIONS, POST, PUT"),
-            _ => Resolved::MethodNotAllowed {
-                allow: "OPTIONS, POST, PUT",
-            },
-        },
+        // Under a prefix GET lands here too; only the unprefixed GET has Go's own text.
+        b"/-/quit" => for_methods(
+            method,
+            "OPTIONS, POST, PUT",
+            &[("PUT", Route::Quit), ("POST", Route::Quit)],
+        ),
         b"/api/v1" => Resolved::Redirect {
             status: 301,
-            location: "/api/v1/".into(),
+            location: format!("{}/api/v1/", cfg.prefix),
         },
         p if p.starts_with(b"/api/v1/") => resolve_api(method, &p[7..], cfg)?,
         _ => return None,
@@ -238,6 +293,7 @@ mod tests {
 
     fn cfg() -> RouteConfig {
         RouteConfig {
+            prefix: String::new(),
             telemetry_path: "/metrics".into(),
             enable_admin: false,
             enable_lifecycle: false,
@@ -330,5 +386,44 @@ mod tests {
             resolve("GET", "/a//b", Some("x=1"), &cfg()),
             redirect(301, "/a/b?x=1")
         );
+    }
+
+    #[test]
+    fn route_prefix_like_go() {
+        assert_eq!(route_prefix("", ""), "");
+        assert_eq!(route_prefix("/", "http://x/y"), "", "a prefix of / is none at all");
+        assert_eq!(route_prefix("pg/", ""), "/pg");
+        assert_eq!(route_prefix("", "https://example.org:9091/gw/?a=b"), "/gw");
+        assert_eq!(route_prefix("", "http://example.org"), "");
+        let pg = RouteConfig {
+            prefix: "/pg".into(),
+            ..cfg()
+        };
+        let r = |m: &str, p: &str| resolve(m, p, None, &pg);
+        assert_eq!(
+            r("PUT", "/pg/metrics/job/a"),
+            Resolved::Route(Route::Push {
+                job: b"a".to_vec(),
+                job_base64: false,
+                rest: vec![]
+            })
+        );
+        assert_eq!(r("GET", "/api/v1/status"), Resolved::NotFound);
+        assert_eq!(
+            r("GET", "/pg/api/v1/status"),
+            Resolved::Route(Route::ApiStatus)
+        );
+        assert_eq!(r("GET", "/pg"), redirect(301, "/pg/"));
+        assert_eq!(r("GET", "/-/healthy"), Resolved::NotFound);
+        assert_eq!(r("GET", "/-/quit"), Resolved::QuitWrongMethod);
+        assert_eq!(
+            r("GET", "/pg/-/quit"),
+            Resolved::MethodNotAllowed {
+                allow: "OPTIONS, POST, PUT"
+            }
+        );
+        assert_eq!(r("GET", "/pg/METRICS"), redirect(301, "/pg/metrics"));
+        assert_eq!(r("GET", "/pg/api/v1"), redirect(301, "/pg/api/v1/"));
+        assert_eq!(r("GET", "/pgx/metrics"), Resolved::NotFound);
     }
 }

@@ -1,7 +1,9 @@
 //! The gateway's own metric families: `process_*` from /proc, `pushgateway_*`, and the
 //! names the Go gateway reserves for its runtime (`go_*`), which pushes must not contradict.
 
-use crate::metric::{Labels, Metric, MetricType, Value};
+use crate::metric::{Labels, Metric, MetricType, Summary, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One own family: its name, type and HELP as the Go gateway 1.5.1 exposes them.
@@ -220,8 +222,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Reads the process families from /proc (Linux); missing files leave a family out, as
 /// the Go collector does when procfs is unavailable.
-pub fn gather() -> Vec<Gathered> {
-    let mut out = Vec::new();
+pub fn gather(instruments: &Instruments) -> Vec<Gathered> {
+    let mut out = instruments.gather();
     let mut push = |name: &str, metrics: Vec<Metric>| {
         if let Some(family) = own_family(name) {
             out.push(Gathered { family, metrics });
@@ -287,6 +289,141 @@ pub fn gather() -> Vec<Gathered> {
     out
 }
 
+/// How many recent observations a push summary keeps for its quantiles.
+const WINDOW: usize = 1024;
+
+/// Observations of one summary: all-time count and sum, recent values for quantiles.
+#[derive(Default)]
+struct Observations {
+    count: u64,
+    sum: f64,
+    recent: VecDeque<f64>,
+}
+
+impl Observations {
+    fn observe(&mut self, v: f64) {
+        self.count += 1;
+        self.sum += v;
+        if self.recent.len() == WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(v);
+    }
+
+    /// The Go gateway's objectives 0.1, 0.5 and 0.9, over the recent window (the Go
+    /// client estimates them over ten minutes; an exact window is simpler and as useful).
+    fn summary(&self) -> Summary {
+        let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let quantiles = [0.1, 0.5, 0.9]
+            .iter()
+            .map(|&q| {
+                let v = match sorted.len() {
+                    0 => f64::NAN,
+                    n => sorted[((q * n as f64).ceil() as usize).clamp(1, n) - 1],
+                };
+                (q, v)
+            })
+            .collect();
+        Summary {
+            count: self.count,
+            sum: self.sum,
+            quantiles,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    /// (code, handler, method) → requests.
+    requests: BTreeMap<(String, &'static str, String), u64>,
+    /// method → push durations in seconds, and push sizes in bytes.
+    durations: BTreeMap<String, Observations>,
+    sizes: BTreeMap<String, Observations>,
+}
+
+/// The `pushgateway_http_*` families, as the Go gateway instruments its handlers.
+#[derive(Default)]
+pub struct Instruments {
+    counts: Mutex<Counts>,
+}
+
+/// The Go handler label's spelling of a method: lower case, `unknown` for others.
+fn method_label(method: &str) -> String {
+    match method {
+        "GET" | "PUT" | "POST" | "DELETE" | "OPTIONS" | "HEAD" | "PATCH" | "CONNECT" | "TRACE" => {
+            method.to_ascii_lowercase()
+        }
+        _ => "unknown".into(),
+    }
+}
+
+impl Instruments {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a request answered by `handler` (`push`, `delete`, `healthy`, ...).
+    pub fn request(&self, handler: &'static str, method: &str, code: u16) {
+        let key = (code.to_string(), handler, method_label(method));
+        *self.lock().requests.entry(key).or_insert(0) += 1;
+    }
+
+    /// Records a PUT or POST push: its duration and its approximate request size.
+    pub fn push(&self, method: &str, seconds: f64, size: usize) {
+        let mut c = self.lock();
+        let m = method_label(method);
+        c.durations.entry(m.clone()).or_default().observe(seconds);
+        c.sizes.entry(m).or_default().observe(size as f64);
+    }
+
+    /// The families that have series; like the Go gateway's, absent until used.
+    fn gather(&self) -> Vec<Gathered> {
+        let c = self.lock();
+        let mut out = Vec::new();
+        let summaries = |obs: &BTreeMap<String, Observations>| -> Vec<Metric> {
+            obs.iter()
+                .map(|(m, o)| Metric {
+                    labels: Labels::from_sorted([("method", m.as_str())]),
+                    value: Value::Summary(Box::new(o.summary())),
+                })
+                .collect()
+        };
+        if !c.durations.is_empty() {
+            if let Some(family) = own_family("pushgateway_http_push_duration_seconds") {
+                out.push(Gathered {
+                    family,
+                    metrics: summaries(&c.durations),
+                });
+            }
+            if let Some(family) = own_family("pushgateway_http_push_size_bytes") {
+                out.push(Gathered {
+                    family,
+                    metrics: summaries(&c.sizes),
+                });
+            }
+        }
+        if !c.requests.is_empty()
+            && let Some(family) = own_family("pushgateway_http_requests_total")
+        {
+            let metrics = c
+                .requests
+                .iter()
+                .map(|((code, handler, method), n)| Metric {
+                    labels: Labels::from_sorted([
+                        ("code", code.as_str()),
+                        ("handler", handler),
+                        ("method", method.as_str()),
+                    ]),
+                    value: Value::Counter(*n as f64),
+                })
+                .collect();
+            out.push(Gathered { family, metrics });
+        }
+        out
+    }
+}
+
 /// GOARCH spelling of the target architecture.
 fn go_arch() -> &'static str {
     match std::env::consts::ARCH {
@@ -341,8 +478,45 @@ mod tests {
     }
 
     #[test]
+    fn instruments_count_like_the_go_gateway() {
+        let i = Instruments::default();
+        assert!(i.gather().is_empty(), "families appear only once used");
+        i.request("push", "PUT", 200);
+        i.request("push", "PUT", 200);
+        i.request("delete", "BREW", 202);
+        for v in 1..=10 {
+            i.push("PUT", f64::from(v), 100);
+        }
+        let g = i.gather();
+        let names: Vec<&str> = g.iter().map(|f| f.family.name).collect();
+        assert_eq!(
+            names,
+            [
+                "pushgateway_http_push_duration_seconds",
+                "pushgateway_http_push_size_bytes",
+                "pushgateway_http_requests_total"
+            ]
+        );
+        let Value::Summary(d) = &g[0].metrics[0].value else {
+            panic!("not a summary")
+        };
+        assert_eq!(
+            (d.count, d.sum, d.quantiles.clone()),
+            (10, 55.0, vec![(0.1, 1.0), (0.5, 5.0), (0.9, 9.0)])
+        );
+        assert_eq!(
+            g[2].metrics[1].labels.block(),
+            "code=\"202\",handler=\"delete\",method=\"unknown\""
+        );
+        assert_eq!(g[2].metrics[0].value, Value::Counter(2.0));
+    }
+
+    #[test]
     fn gathers_process_families_on_linux() {
-        let names: Vec<&str> = gather().iter().map(|g| g.family.name).collect();
+        let names: Vec<&str> = gather(&Instruments::default())
+            .iter()
+            .map(|g| g.family.name)
+            .collect();
         for want in [
             "process_cpu_seconds_total",
             "process_open_fds",

@@ -1,12 +1,14 @@
 //! Request handling without a web framework: a plain request in, a plain response out.
 
 use crate::api;
+use crate::compress;
 use crate::expose;
 use crate::grouping::{GroupingError, GroupingKey};
 use crate::metric::Series;
 use crate::parse;
+use crate::proto;
 use crate::route::{self, Resolved, Route, RouteConfig};
-use crate::selfmetrics;
+use crate::selfmetrics::{self, Instruments};
 use crate::store::{Mode, Store};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -17,9 +19,71 @@ pub struct Request {
     pub path: String,
     pub query: Option<String>,
     pub body: Vec<u8>,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
     pub remote: Option<String>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The media type and parameters of one `Content-Type` or `Accept` element.
+fn media(s: &str) -> (&str, Vec<(&str, &str)>) {
+    let mut parts = s.split(';').map(str::trim);
+    let media = parts.next().unwrap_or("");
+    let params = parts
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    (media, params)
+}
+
+/// Whether the scrape should be delimited protobuf: the first `Accept` element, by
+/// falling quality, that names protobuf delimited `MetricFamily` or text 0.0.4 decides
+/// (the Go client's `expfmt.Negotiate`); anything else means text.
+fn wants_protobuf(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return false };
+    let mut entries: Vec<(f64, &str)> = accept
+        .split(',')
+        .map(|e| {
+            let q = media(e)
+                .1
+                .iter()
+                .find(|(k, _)| *k == "q")
+                .and_then(|(_, v)| v.parse().ok());
+            (q.unwrap_or(1.0), e)
+        })
+        .collect();
+    entries.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (_, e) in entries {
+        if is_protobuf(e) {
+            return true;
+        }
+        let (m, params) = media(e);
+        let version = params
+            .iter()
+            .find(|(k, _)| *k == "version")
+            .map(|(_, v)| *v);
+        if m.eq_ignore_ascii_case("text/plain") && version.is_none_or(|v| v == "0.0.4") {
+            return false;
+        }
+    }
+    false
+}
+
+/// Go gateway 1.5.1: gzip iff some `Accept-Encoding` element is `gzip` (q ignored).
+fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|v| {
+        v.split(',')
+            .map(str::trim)
+            .any(|e| e == "gzip" || e.starts_with("gzip;"))
+    })
 }
 
 /// Whether a `Content-Type` selects delimited protobuf, by the Go gateway's rule: the media
@@ -121,6 +185,36 @@ pub struct Service {
     settings: Settings,
     start: SystemTime,
     quit: Box<dyn Fn() + Send + Sync>,
+    instruments: Instruments,
+}
+
+/// The `handler` label the Go gateway counts a route's requests under, if it counts them.
+fn handler_label(route: &Route, method: &str) -> Option<&'static str> {
+    Some(match route {
+        Route::Push { .. } if method == "DELETE" => "delete",
+        Route::Push { .. } => "push",
+        Route::Healthy => "healthy",
+        Route::Ready => "ready",
+        Route::ApiMetrics => "api/v1/metrics",
+        Route::ApiStatus => "api/v1/status",
+        Route::ApiOptions => "api/v1/options",
+        Route::Wipe => "wipe",
+        Route::Scrape | Route::Quit => return None,
+    })
+}
+
+/// The Go client's approximate request size: URL, method, protocol, headers (without
+/// `Host`), host and `Content-Length`.
+fn approximate_size(req: &Request) -> usize {
+    let url = req.path.len() + req.query.as_ref().map_or(0, |q| q.len() + 1);
+    let headers: usize = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n != "host")
+        .map(|(n, v)| n.len() + v.len())
+        .sum();
+    let host = req.header("host").map_or(0, str::len);
+    url + req.method.len() + "HTTP/1.1".len() + headers + host + req.body.len()
 }
 
 impl Service {
@@ -134,10 +228,26 @@ impl Service {
             settings,
             start: SystemTime::now(),
             quit,
+            instruments: Instruments::default(),
         }
     }
 
-    pub fn handle(&self, req: Request) -> Response {
+    pub fn handle(&self, mut req: Request) -> Response {
+        // Like the Go gateway, decompress a body before routing (outside the JSON API),
+        // so a body that cannot be decompressed is a 400 whatever the route.
+        let api = format!("{}/api/v1", self.settings.routes.prefix);
+        if !req.path.starts_with(&api) {
+            let decoded = match req.header("content-encoding") {
+                Some("gzip") => Some(compress::gunzip(&req.body, compress::MAX_DECOMPRESSED)),
+                Some("snappy") => Some(compress::unsnappy(&req.body, compress::MAX_DECOMPRESSED)),
+                _ => None,
+            };
+            match decoded {
+                Some(Ok(body)) => req.body = body,
+                Some(Err(e)) => return Response::error(400, &e),
+                None => {}
+            }
+        }
         let resolved = route::resolve(
             &req.method,
             &req.path,
@@ -171,21 +281,32 @@ impl Service {
         }
     }
 
+    /// Answers a resolved route, counting it as the Go gateway's instrumentation does.
     fn route(&self, route: Route, req: Request) -> Response {
+        let started = std::time::Instant::now();
+        let handler = handler_label(&route, &req.method);
+        let is_push = handler == Some("push");
+        let size = if is_push { approximate_size(&req) } else { 0 };
+        let method = req.method.clone();
+        let response = self.answer(route, req);
+        if let Some(h) = handler {
+            self.instruments.request(h, &method, response.status);
+        }
+        if is_push {
+            self.instruments
+                .push(&method, started.elapsed().as_secs_f64(), size);
+        }
+        response
+    }
+
+    fn answer(&self, route: Route, req: Request) -> Response {
         match route {
             Route::Push {
                 job,
                 job_base64,
                 rest,
             } => self.push(&req, &job, job_base64, &rest),
-            Route::Scrape => {
-                let chunks = self.store.expose(selfmetrics::gather());
-                Response {
-                    status: 200,
-                    headers: vec![("Content-Type", expose::TEXT_CONTENT_TYPE.into())],
-                    body: Body::Pieces(chunks),
-                }
-            }
+            Route::Scrape => self.scrape(&req),
             Route::Healthy | Route::Ready => Response::text(200, "OK"),
             Route::ApiMetrics => Response::json(api::metrics_json(&self.store.groups())),
             Route::ApiStatus => {
@@ -221,6 +342,43 @@ impl Service {
         }
     }
 
+    fn scrape(&self, req: &Request) -> Response {
+        let (own, pushed) = (
+            selfmetrics::gather(&self.instruments),
+            self.store.snapshot(),
+        );
+        let (content_type, body) = if wants_protobuf(req.header("accept")) {
+            (
+                proto::CONTENT_TYPE,
+                Body::Bytes(expose::protobuf(own, pushed)),
+            )
+        } else {
+            (
+                expose::TEXT_CONTENT_TYPE,
+                Body::Pieces(expose::text(own, pushed)),
+            )
+        };
+        let mut headers = vec![("Content-Type", content_type.to_string())];
+        if !accepts_gzip(req.header("accept-encoding")) {
+            return Response {
+                status: 200,
+                headers,
+                body,
+            };
+        }
+        let plain = match body {
+            Body::Pieces(pieces) => pieces.iter().flat_map(|p| p.lines().bytes()).collect(),
+            Body::Bytes(b) => b,
+            Body::Empty => Vec::new(),
+        };
+        headers.push(("Content-Encoding", "gzip".into()));
+        Response {
+            status: 200,
+            headers,
+            body: Body::Bytes(compress::gzip(&plain)),
+        }
+    }
+
     fn push(&self, req: &Request, job: &[u8], job_base64: bool, rest: &[u8]) -> Response {
         let now = SystemTime::now();
         let key = match GroupingKey::parse(job, job_base64, rest) {
@@ -238,21 +396,22 @@ impl Service {
             self.store.delete(&key);
             return Response::empty(202);
         }
-        // Refuse what we cannot read yet rather than storing it as text by mistake.
-        if req.content_encoding.as_deref() == Some("gzip") {
-            return Response::error(400, "gzip-compressed push bodies are not supported yet");
-        }
-        if req.content_type.as_deref().is_some_and(is_protobuf) {
-            return Response::error(400, "protobuf push bodies are not supported yet");
-        }
-        let families = match parse::parse_text(&req.body) {
-            Ok(f) => f,
-            Err(e) => {
-                log::debug!(
-                    "failed to parse text: {e} (source {})",
-                    req.remote.as_deref().unwrap_or("-")
-                );
-                return Response::error(400, &e.to_string());
+        let parsed = if req.header("content-type").is_some_and(is_protobuf) {
+            match proto::decode_delimited(&req.body) {
+                Ok(d) if d.invalid.is_empty() => Ok(d.families),
+                Ok(d) => Err(self.store.refuse(&key, d.invalid, now)),
+                Err(e) => return Response::error(400, &e.to_string()),
+            }
+        } else {
+            match parse::parse_text(&req.body) {
+                Ok(f) => Ok(f),
+                Err(e) => {
+                    log::debug!(
+                        "failed to parse text: {e} (source {})",
+                        req.remote.as_deref().unwrap_or("-")
+                    );
+                    return Response::error(400, &e.to_string());
+                }
             }
         };
         let mode = if req.method == "PUT" {
@@ -260,7 +419,7 @@ impl Service {
         } else {
             Mode::Add
         };
-        let result = self.store.push(&key, families, mode, now);
+        let result = parsed.and_then(|families| self.store.push(&key, families, mode, now));
         if let Err(e) = &result {
             log::error!(
                 "push rejected: method={} source={} err={e}",

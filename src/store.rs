@@ -4,7 +4,7 @@
 use crate::expose;
 use crate::float;
 use crate::grouping::GroupingKey;
-use crate::metric::{self, Labels, Metric, MetricType, Series, Value, is_label_name};
+use crate::metric::{self, FamilyView, Labels, Metric, MetricType, Series, Value, is_label_name};
 use crate::parse::ParsedFamily;
 use crate::selfmetrics::{self, own_family};
 use std::borrow::Borrow;
@@ -336,11 +336,6 @@ fn timestamp_gauge(key: &GroupingKey, name: &str, value: f64) -> Series {
     expose::series(name, &metric)
 }
 
-/// Text as a piece of a scrape.
-fn text(s: String) -> Series {
-    Series::new(&s, "")
-}
-
 fn push_time(key: &GroupingKey, value: f64) -> Write {
     Write {
         name: PUSH_TIME.into(),
@@ -451,6 +446,13 @@ impl Store {
         Ok(())
     }
 
+    /// Refuses a push for reasons found before the store saw it (label values that are not
+    /// UTF-8 in a protobuf body), recording the failure as the Go gateway's check would.
+    pub fn refuse(&self, key: &GroupingKey, errors: Vec<String>, now: SystemTime) -> PushError {
+        self.record_failure(key, now);
+        PushError::Inconsistent(errors)
+    }
+
     /// Removes the group `key` (nothing if there is none).
     pub fn delete(&self, key: &GroupingKey) {
         let mut index = self.lock_index();
@@ -558,33 +560,21 @@ impl Store {
         });
     }
 
-    /// The scrape: every family, merged across groups and with the gateway's own families,
-    /// sorted by name, as pieces of already rendered text (headers are pieces too). Collected under the index lock,
-    /// so a scrape sees each push whole or not at all; nothing is rendered again.
-    pub fn expose(&self, mut own: Vec<selfmetrics::Gathered>) -> Vec<Series> {
-        own.sort_by_key(|o| o.family.name);
+    /// Every pushed family merged across groups, sorted by name, with its series in
+    /// exposition order: what a scrape shows. Collected under the index lock, so a scrape
+    /// sees each push whole or not at all; the series are shared, not copied or rendered.
+    pub fn snapshot(&self) -> Vec<FamilyView> {
         let index = self.lock_index();
-        let mut own = own.into_iter().peekable();
-        let mut out = Vec::with_capacity(index.families.len() * 2 + 32);
-        for fi in index.families.values() {
-            while let Some(o) = own.next_if(|o| o.family.name < &*fi.name) {
-                out.push(text(expose::render_own(&o, &[])));
-            }
-            if let Some(o) = own.next_if(|o| o.family.name == &*fi.name) {
-                // A pushed family of an own name shares one block, with the gateway's HELP.
-                let pushed: Vec<Series> = fi.series.iter().map(|s| s.series.clone()).collect();
-                out.push(text(expose::render_own(&o, &pushed)));
-                continue;
-            }
-            out.push(text(expose::header(
-                &fi.name,
-                fi.help().as_deref(),
-                fi.mtype,
-            )));
-            out.extend(fi.series.iter().map(|s| s.series.clone()));
-        }
-        out.extend(own.map(|o| text(expose::render_own(&o, &[]))));
-        out
+        index
+            .families
+            .values()
+            .map(|fi| FamilyView {
+                name: fi.name.clone(),
+                help: fi.help(),
+                mtype: fi.mtype,
+                series: fi.series.iter().map(|s| s.series.clone()).collect(),
+            })
+            .collect()
     }
 }
 
@@ -817,7 +807,7 @@ mod tests {
 
     /// The pushed families as text, without the two timestamp families.
     fn text(store: &Store) -> String {
-        let pieces = store.expose(Vec::new());
+        let pieces = expose::text(Vec::new(), store.snapshot());
         let all: Vec<u8> = pieces.iter().flat_map(|p| p.lines().bytes()).collect();
         let all = String::from_utf8(all).unwrap();
         let mut out = String::new();
@@ -977,7 +967,7 @@ mod tests {
         let s = Store::new();
         push(&s, "", "a 1\nb 1\n", Mode::Replace).unwrap();
         let stored = s.group(&key("")).unwrap().family("a").unwrap().metrics[0].clone();
-        let pieces = s.expose(Vec::new());
+        let pieces = expose::text(Vec::new(), s.snapshot());
         let same = pieces
             .iter()
             .any(|p| std::ptr::eq(p.lines(), stored.lines()));

@@ -169,9 +169,9 @@ const PATH_ERRORS: &[Case] = &[
     case("head_on_push_url", "HEAD", BASE, NO_HEADERS, b"", 405, ""),
     case("patch_on_push_url", "PATCH", BASE, NO_HEADERS, b"x 1\n", 405, "Method Not Allowed"),
     case("empty_base64_job", "PUT", "/metrics/job@base64/", NO_HEADERS, b"x 1\n", 404, "404 page not found"),
-    // Until gzip and protobuf bodies are read, refuse them (Go: 400 too, for these bodies).
-    case("gzip_body_not_gzip", "PUT", NEW, GZIP, b"x 1\n", 400, "gzip-compressed push bodies are not supported yet"),
-    case("protobuf_body_not_protobuf", "PUT", NEW, PROTOBUF, b"x 1\n", 400, "protobuf push bodies are not supported yet"),
+    // A body that its Content-Encoding or Content-Type says is something else.
+    case("gzip_body_not_gzip", "PUT", NEW, GZIP, b"x 1\n", 400, "unexpected EOF"),
+    case("protobuf_body_not_protobuf", "PUT", NEW, PROTOBUF, b"x 1\n", 400, "protobuf parsing error at byte 1: unexpected EOF"),
 ];
 
 /// Bodies that parse but that the writer refuses: 400, and only the failure time of the

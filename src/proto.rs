@@ -1,0 +1,498 @@
+//! Delimited protobuf `io.prometheus.client.MetricFamily` push bodies, decoded by hand.
+//!
+//! Only the fields the gateway uses are read (names, HELP, type, labels, the classic value
+//! fields, timestamps); unknown and newer fields are skipped by wire type, as protobuf
+//! readers must. A malformed body is an error naming its byte offset.
+
+use crate::metric::{Histogram, MetricType, Summary, Value, block_pairs, is_metric_name};
+use crate::parse::{ParsedFamily, ParsedMetric};
+use std::borrow::Cow;
+use std::fmt;
+
+/// Why a protobuf body was refused, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub offset: usize,
+    pub msg: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "protobuf parsing error at byte {}: {}",
+            self.offset, self.msg
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// What a body holds: its families (a repeated name replaces the earlier family, as in the
+/// Go gateway), and the label values that are not UTF-8, which the Go gateway refuses in
+/// its consistency check (so the failure is recorded) rather than as a bad body.
+pub struct Decoded<'a> {
+    pub families: Vec<ParsedFamily<'a>>,
+    pub invalid: Vec<String>,
+}
+
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const FIXED32: u8 = 5;
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// Offset of `buf` in the whole body, for error messages.
+    base: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8], base: usize) -> Reader<'a> {
+        Reader { buf, pos: 0, base }
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn err(&self, msg: impl Into<String>) -> DecodeError {
+        DecodeError {
+            offset: self.base + self.pos,
+            msg: msg.into(),
+        }
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let Some(&b) = self.buf.get(self.pos) else {
+                return Err(self.err("unexpected EOF"));
+            };
+            self.pos += 1;
+            v |= u64::from(b & 0x7F) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.err("varint overflows 64 bits"))
+    }
+
+    fn key(&mut self) -> Result<(u64, u8), DecodeError> {
+        let k = self.varint()?;
+        Ok((k >> 3, (k & 7) as u8))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        let Some(end) = end else {
+            return Err(self.err("unexpected EOF"));
+        };
+        let out = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn fixed64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn double(&mut self) -> Result<f64, DecodeError> {
+        Ok(f64::from_bits(self.fixed64()?))
+    }
+
+    /// A length-delimited field, as a reader of its own.
+    fn message(&mut self) -> Result<Reader<'a>, DecodeError> {
+        let len = self.varint()?;
+        let base = self.base + self.pos;
+        let len = usize::try_from(len).map_err(|_| self.err("length out of range"))?;
+        Ok(Reader::new(self.take(len)?, base))
+    }
+
+    fn skip(&mut self, wire: u8) -> Result<(), DecodeError> {
+        match wire {
+            VARINT => self.varint().map(drop),
+            FIXED64 => self.take(8).map(drop),
+            LEN => self.message().map(drop),
+            FIXED32 => self.take(4).map(drop),
+            w => Err(self.err(format!("unsupported wire type {w}"))),
+        }
+    }
+
+    /// Expects `wire` for `field`, else names the mismatch.
+    fn expect(&self, field: u64, wire: u8, want: u8) -> Result<(), DecodeError> {
+        if wire == want {
+            Ok(())
+        } else {
+            Err(self.err(format!("field {field} has wire type {wire}, want {want}")))
+        }
+    }
+}
+
+/// Decodes a whole delimited body: length-prefixed messages until a clean end.
+pub fn decode_delimited(body: &[u8]) -> Result<Decoded<'_>, DecodeError> {
+    let mut r = Reader::new(body, 0);
+    let mut out = Decoded {
+        families: Vec::new(),
+        invalid: Vec::new(),
+    };
+    while !r.at_end() {
+        let mut m = r.message()?;
+        let family = decode_family(&mut m, &mut out.invalid)?;
+        match out.families.iter_mut().find(|f| f.name == family.name) {
+            Some(slot) => *slot = family,
+            None => out.families.push(family),
+        }
+    }
+    // Families without metrics are dropped, as the text parser drops them.
+    out.families.retain(|f| !f.metrics.is_empty());
+    Ok(out)
+}
+
+fn string<'a>(r: &mut Reader<'a>) -> Result<Result<&'a str, &'a [u8]>, DecodeError> {
+    let len = r.varint()?;
+    let len = usize::try_from(len).map_err(|_| r.err("length out of range"))?;
+    let bytes = r.take(len)?;
+    Ok(std::str::from_utf8(bytes).map_err(|_| bytes))
+}
+
+fn utf8<'a>(r: &mut Reader<'a>, what: &str) -> Result<&'a str, DecodeError> {
+    let start = r.pos;
+    match string(r)? {
+        Ok(s) => Ok(s),
+        Err(_) => Err(DecodeError {
+            offset: r.base + start,
+            msg: format!("{what} is not valid UTF-8"),
+        }),
+    }
+}
+
+fn metric_type(n: u64) -> Option<MetricType> {
+    Some(match n {
+        0 => MetricType::Counter,
+        1 => MetricType::Gauge,
+        2 => MetricType::Summary,
+        3 => MetricType::Untyped,
+        4 => MetricType::Histogram,
+        5 => MetricType::GaugeHistogram,
+        _ => return None,
+    })
+}
+
+fn decode_family<'a>(
+    r: &mut Reader<'a>,
+    invalid: &mut Vec<String>,
+) -> Result<ParsedFamily<'a>, DecodeError> {
+    let start = r.base;
+    let mut name = "";
+    let mut help = None;
+    // proto2 default: a family without a type is a counter.
+    let mut mtype = MetricType::Counter;
+    let mut metrics = Vec::new();
+    while !r.at_end() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                r.expect(field, wire, LEN)?;
+                name = utf8(r, "metric name")?;
+            }
+            2 => {
+                r.expect(field, wire, LEN)?;
+                help = Some(Cow::Borrowed(utf8(r, "HELP")?));
+            }
+            3 => {
+                r.expect(field, wire, VARINT)?;
+                let at = r.pos;
+                let n = r.varint()?;
+                mtype = metric_type(n).ok_or_else(|| DecodeError {
+                    offset: r.base + at,
+                    msg: format!("unknown metric type {n}"),
+                })?;
+            }
+            4 => {
+                r.expect(field, wire, LEN)?;
+                let mut m = r.message()?;
+                metrics.push(decode_metric(&mut m, invalid)?);
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    // Unlike the Go gateway, refuse names its text exposition could not print.
+    if !is_metric_name(name) {
+        return Err(DecodeError {
+            offset: start,
+            msg: format!("invalid metric name {name:?}"),
+        });
+    }
+    // A metric's value is the field its family's type names; another one (or none) makes
+    // the consistency check refuse the push, as in the Go gateway.
+    let metrics = metrics
+        .into_iter()
+        .map(|(labels, values, timestamp_ms): RawMetric<'a>| {
+            let fits = values.iter().position(|v| v.fits(mtype));
+            let value = match fits {
+                Some(i) => values.into_iter().nth(i),
+                None => values.into_iter().next(),
+            };
+            ParsedMetric {
+                labels,
+                value: value.unwrap_or(Value::Missing),
+                timestamp_ms,
+            }
+        })
+        .collect();
+    Ok(ParsedFamily {
+        name: Cow::Borrowed(name),
+        help,
+        mtype,
+        metrics,
+    })
+}
+
+fn single_value(r: &mut Reader<'_>) -> Result<f64, DecodeError> {
+    let mut v = 0.0;
+    while !r.at_end() {
+        let (field, wire) = r.key()?;
+        match (field, wire) {
+            (1, FIXED64) => v = r.double()?,
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok(v)
+}
+
+fn decode_summary(r: &mut Reader<'_>) -> Result<Summary, DecodeError> {
+    let mut s = Summary::default();
+    while !r.at_end() {
+        let (field, wire) = r.key()?;
+        match (field, wire) {
+            (1, VARINT) => s.count = r.varint()?,
+            (2, FIXED64) => s.sum = r.double()?,
+            (3, LEN) => {
+                let mut q = r.message()?;
+                let (mut quantile, mut value) = (0.0, 0.0);
+                while !q.at_end() {
+                    let (f, w) = q.key()?;
+                    match (f, w) {
+                        (1, FIXED64) => quantile = q.double()?,
+                        (2, FIXED64) => value = q.double()?,
+                        _ => q.skip(w)?,
+                    }
+                }
+                s.quantiles.push((quantile, value));
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok(s)
+}
+
+fn decode_histogram(r: &mut Reader<'_>) -> Result<Histogram, DecodeError> {
+    let mut h = Histogram::default();
+    while !r.at_end() {
+        let (field, wire) = r.key()?;
+        match (field, wire) {
+            (1, VARINT) => h.count = r.varint()?,
+            (2, FIXED64) => h.sum = r.double()?,
+            (3, LEN) => {
+                let mut b = r.message()?;
+                let (mut count, mut bound) = (0, 0.0);
+                while !b.at_end() {
+                    let (f, w) = b.key()?;
+                    match (f, w) {
+                        (1, VARINT) => count = b.varint()?,
+                        (2, FIXED64) => bound = b.double()?,
+                        _ => b.skip(w)?,
+                    }
+                }
+                h.buckets.push((bound, count));
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok(h)
+}
+
+/// Labels, every value field present, and the timestamp of one metric.
+type RawMetric<'a> = (Vec<(Cow<'a, str>, Cow<'a, str>)>, Vec<Value>, Option<i64>);
+
+fn decode_metric<'a>(
+    r: &mut Reader<'a>,
+    invalid: &mut Vec<String>,
+) -> Result<RawMetric<'a>, DecodeError> {
+    let mut labels = Vec::new();
+    let mut values = Vec::new();
+    let mut timestamp_ms = None;
+    while !r.at_end() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                r.expect(field, wire, LEN)?;
+                let mut p = r.message()?;
+                let (mut name, mut val): (&str, Cow<'a, str>) = ("", Cow::Borrowed(""));
+                let mut bad_value = None;
+                while !p.at_end() {
+                    let (f, w) = p.key()?;
+                    match (f, w) {
+                        (1, LEN) => name = utf8(&mut p, "label name")?,
+                        (2, LEN) => {
+                            val = match string(&mut p)? {
+                                Ok(s) => Cow::Borrowed(s),
+                                Err(bytes) => {
+                                    bad_value = Some(bytes.escape_ascii().to_string());
+                                    Cow::Owned(String::from_utf8_lossy(bytes).into_owned())
+                                }
+                            };
+                        }
+                        _ => p.skip(w)?,
+                    }
+                }
+                if let Some(shown) = bad_value {
+                    invalid.push(format!(
+                        "a metric has a label named {name:?} whose value is not utf8: \"{shown}\""
+                    ));
+                }
+                labels.push((Cow::Borrowed(name), val));
+            }
+            2 | 3 | 5 => {
+                r.expect(field, wire, LEN)?;
+                let v = single_value(&mut r.message()?)?;
+                values.push(match field {
+                    2 => Value::Gauge(v),
+                    3 => Value::Counter(v),
+                    _ => Value::Untyped(v),
+                });
+            }
+            4 => {
+                r.expect(field, wire, LEN)?;
+                values.push(Value::Summary(Box::new(decode_summary(&mut r.message()?)?)));
+            }
+            6 => {
+                r.expect(field, wire, VARINT)?;
+                timestamp_ms = Some(r.varint()? as i64);
+            }
+            7 => {
+                r.expect(field, wire, LEN)?;
+                values.push(Value::Histogram(Box::new(decode_histogram(
+                    &mut r.message()?,
+                )?)));
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok((labels, values, timestamp_ms))
+}
+
+/// The `Content-Type` of a delimited protobuf scrape (and push).
+pub const CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_key(out: &mut Vec<u8>, field: u64, wire: u8) {
+    put_varint(out, field << 3 | u64::from(wire));
+}
+
+fn put_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+    put_key(out, field, LEN);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_double(out: &mut Vec<u8>, field: u64, v: f64) {
+    put_key(out, field, FIXED64);
+    out.extend_from_slice(&v.to_bits().to_le_bytes());
+}
+
+fn put_uint(out: &mut Vec<u8>, field: u64, v: u64) {
+    put_key(out, field, VARINT);
+    put_varint(out, v);
+}
+
+fn type_number(t: MetricType) -> u64 {
+    match t {
+        MetricType::Counter => 0,
+        MetricType::Gauge => 1,
+        MetricType::Summary => 2,
+        MetricType::Untyped => 3,
+        MetricType::Histogram => 4,
+        MetricType::GaugeHistogram => 5,
+    }
+}
+
+fn encode_metric(block: &str, value: &Value) -> Vec<u8> {
+    let mut m = Vec::with_capacity(64);
+    for (name, v) in block_pairs(block) {
+        let mut pair = Vec::with_capacity(name.len() + v.len() + 4);
+        put_bytes(&mut pair, 1, name.as_bytes());
+        put_bytes(&mut pair, 2, v.as_bytes());
+        put_bytes(&mut m, 1, &pair);
+    }
+    let mut inner = Vec::new();
+    match value {
+        Value::Gauge(v) | Value::Counter(v) | Value::Untyped(v) => {
+            put_double(&mut inner, 1, *v);
+            let field = match value {
+                Value::Gauge(_) => 2,
+                Value::Counter(_) => 3,
+                _ => 5,
+            };
+            put_bytes(&mut m, field, &inner);
+        }
+        Value::Summary(s) => {
+            put_uint(&mut inner, 1, s.count);
+            put_double(&mut inner, 2, s.sum);
+            for (q, v) in &s.quantiles {
+                let mut qm = Vec::with_capacity(18);
+                put_double(&mut qm, 1, *q);
+                put_double(&mut qm, 2, *v);
+                put_bytes(&mut inner, 3, &qm);
+            }
+            put_bytes(&mut m, 4, &inner);
+        }
+        Value::Histogram(h) => {
+            put_uint(&mut inner, 1, h.count);
+            put_double(&mut inner, 2, h.sum);
+            for (bound, count) in &h.buckets {
+                let mut bm = Vec::with_capacity(20);
+                put_uint(&mut bm, 1, *count);
+                put_double(&mut bm, 2, *bound);
+                put_bytes(&mut inner, 3, &bm);
+            }
+            put_bytes(&mut m, 7, &inner);
+        }
+        Value::Missing => {}
+    }
+    m
+}
+
+/// Appends one length-delimited `MetricFamily`; metrics are (label block, value).
+pub fn encode_family(
+    out: &mut Vec<u8>,
+    name: &str,
+    help: Option<&str>,
+    mtype: MetricType,
+    metrics: &[(&str, Value)],
+) {
+    let mut f = Vec::with_capacity(64 + metrics.len() * 48);
+    put_bytes(&mut f, 1, name.as_bytes());
+    if let Some(h) = help {
+        put_bytes(&mut f, 2, h.as_bytes());
+    }
+    put_uint(&mut f, 3, type_number(mtype));
+    for (block, value) in metrics {
+        put_bytes(&mut f, 4, &encode_metric(block, value));
+    }
+    put_varint(out, f.len() as u64);
+    out.extend_from_slice(&f);
+}

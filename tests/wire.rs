@@ -1,0 +1,326 @@
+//! The rest of the wire surface against the real binary: protobuf and compressed pushes,
+//! scrape negotiation, the JSON API's headers, the route prefix and self-metrics.
+
+mod common;
+
+use common::Gateway;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const PROTO_CT: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// Recorded from the Go gateway 1.5.1: its `GET /metrics` with the protobuf `Accept`
+/// header, after `printf '# HELP pg A gauge.\n# TYPE pg gauge\npg{a="1"} 2.5\n'` was
+/// pushed to `/metrics/job/j`; the bytes of that one family:
+///   3d                                   message length 61
+///   0a 02 "pg"                           name
+///   12 08 "A gauge."                     help
+///   18 01                                type GAUGE
+///   22 2b                                metric, 43 bytes:
+///     0a 06 (0a 01 "a" 12 01 "1")               label a="1"
+///     0a 0c (0a 08 "instance" 12 00)            label instance=""
+///     0a 08 (0a 03 "job" 12 01 "j")             label job="j"
+///     12 09 (09 00 00 00 00 00 00 04 40)        gauge, value 2.5 (little-endian double)
+const GO_PG: &str = "3d0a0270671208412067617567652e1801222b0a060a01611201310a0c0a08696e7374616e636512000a080a036a6f6212016a1209090000000000000440";
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run gzip (make test installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(data)
+        .expect("feed gzip");
+    child.wait_with_output().expect("gzip output").stdout
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .arg("-dc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run gzip");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(data)
+        .expect("feed gzip");
+    let out = child.wait_with_output().expect("gzip output");
+    assert!(out.status.success(), "not gzip");
+    out.stdout
+}
+
+#[test]
+fn protobuf_push_is_stored_and_scraped_back_as_go_encodes_it() {
+    let gw = Gateway::start(&[]);
+    // Go's own encoding pushed back: the URL's job overrides the body's, instance="" stays.
+    let family = hex(GO_PG);
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/j",
+        &[("Content-Type", PROTO_CT)],
+        &family,
+    );
+    assert_eq!((r.status, r.body.len()), (200, 0), "{}", r.text());
+    assert!(gw.pushed().starts_with(
+        "# HELP pg A gauge.\n# TYPE pg gauge\npg{a=\"1\",instance=\"\",job=\"j\"} 2.5\n"
+    ));
+    let r = gw.request("GET", "/metrics", &[("Accept", PROTO_CT)], b"");
+    assert_eq!(r.header("content-type"), Some(PROTO_CT));
+    let found = r.body.windows(family.len()).any(|w| w == family.as_slice());
+    assert!(
+        found,
+        "the protobuf scrape does not hold the family as Go encodes it"
+    );
+    // The same text push scrapes back to the same bytes.
+    let gw = Gateway::start(&[]);
+    assert_eq!(
+        gw.put(
+            "/metrics/job/j",
+            "# HELP pg A gauge.\n# TYPE pg gauge\npg{a=\"1\"} 2.5\n"
+        )
+        .status,
+        200
+    );
+    let r = gw.request("GET", "/metrics", &[("Accept", PROTO_CT)], b"");
+    assert!(r.body.windows(family.len()).any(|w| w == family.as_slice()));
+}
+
+#[test]
+fn protobuf_errors_and_quirks_match_the_go_gateway() {
+    let gw = Gateway::start(&[]);
+    let pb = |path: &str, body: &[u8]| gw.request("PUT", path, &[("Content-Type", PROTO_CT)], body);
+    // 6 bytes: length 5, then name (0a 03 "abc") cut one byte short.
+    let r = pb("/metrics/job/t", &[0x05, 0x0a, 0x03, b'a', b'b']);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("unexpected EOF"), "{}", r.text());
+    assert_eq!(gw.pushed(), "", "a truncated body changes nothing");
+    // Family "x" without a type field (so a COUNTER) holding a gauge 1:
+    // 0a 01 "x" | 22 0b (12 09 (09 <1.0>))
+    let mut body = vec![0x10, 0x0a, 0x01, b'x', 0x22, 0x0b, 0x12, 0x09, 0x09];
+    body.extend_from_slice(&1.0f64.to_le_bytes());
+    let r = pb("/metrics/job/c", &body);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("is not a COUNTER"), "{}", r.text());
+    // Two families named "x" (gauges 1, then 2): the second wins.
+    let gauge = |v: f64| {
+        let mut f = vec![
+            0x12, 0x0a, 0x01, b'x', 0x18, 0x01, 0x22, 0x0b, 0x12, 0x09, 0x09,
+        ];
+        f.extend_from_slice(&v.to_le_bytes());
+        f
+    };
+    let r = pb("/metrics/job/d", &[gauge(1.0), gauge(2.0)].concat());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(gw.pushed().contains("x{instance=\"\",job=\"d\"} 2\n"));
+    // A label value that is not UTF-8 (0xff): refused by the check, failure recorded.
+    // Family of 26 bytes: 0a 01 "y" | 18 01 (GAUGE) | 22 13, a metric of 19 bytes:
+    // 0a 06 (0a 01 "a" 12 01 ff) and 12 09 (09 <1.0>).
+    let mut body = vec![
+        0x1a, 0x0a, 0x01, b'y', 0x18, 0x01, 0x22, 0x13, 0x0a, 0x06, 0x0a, 0x01, b'a', 0x12, 0x01,
+        0xff,
+    ];
+    body.extend_from_slice(&[0x12, 0x09, 0x09]);
+    body.extend_from_slice(&1.0f64.to_le_bytes());
+    let r = pb("/metrics/job/u", &body);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("not utf8"), "{}", r.text());
+    assert!(
+        gw.pushed()
+            .contains("push_failure_time_seconds{instance=\"\",job=\"u\"} <ts>\n")
+    );
+}
+
+#[test]
+fn gzip_and_snappy_bodies() {
+    let gw = Gateway::start(&[]);
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/g",
+        &[("Content-Encoding", "gzip")],
+        &gzip(b"m 1\n"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(gw.pushed().contains("m{instance=\"\",job=\"g\"} 1\n"));
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/g",
+        &[("Content-Encoding", "gzip")],
+        b"m 2\n",
+    );
+    assert_eq!((r.status, r.text().as_str()), (400, "unexpected EOF\n"));
+    let r = gw.request(
+        "DELETE",
+        "/metrics/job/g",
+        &[("Content-Encoding", "gzip")],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, "EOF\n"),
+        "Go unzips before routing"
+    );
+    // 100 MiB of zeros in ~100 KiB of gzip: refused, not inflated into memory.
+    let bomb = gzip(&vec![0u8; 100 << 20]);
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/g",
+        &[("Content-Encoding", "gzip")],
+        &bomb,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("exceeds"), "{}", r.text());
+    // Framed snappy "m 3\n": stream identifier, then an uncompressed chunk (type 1) with the
+    // masked CRC-32C of "m 3\n" (0x5e 0x7c 0x0a 0x4e, little-endian).
+    let crc = masked_crc32c(b"m 3\n");
+    let mut snappy = vec![
+        0xff, 6, 0, 0, b's', b'N', b'a', b'P', b'p', b'Y', 0x01, 8, 0, 0,
+    ];
+    snappy.extend_from_slice(&crc.to_le_bytes());
+    snappy.extend_from_slice(b"m 3\n");
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/s",
+        &[("Content-Encoding", "snappy")],
+        &snappy,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(gw.pushed().contains("m{instance=\"\",job=\"s\"} 3\n"));
+}
+
+/// CRC-32C (Castagnoli), masked as the snappy framing format wants it.
+fn masked_crc32c(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0x82F6_3B78 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    (!c).rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+#[test]
+fn scrape_negotiation() {
+    let gw = Gateway::start(&[]);
+    assert_eq!(gw.put("/metrics/job/n", "m 1\n").status, 200);
+    let text = gw.get("/metrics");
+    assert_eq!(
+        text.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(text.header("content-encoding"), None);
+    let om = gw.request(
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+        b"",
+    );
+    assert_eq!(
+        om.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let prefer_text = gw.request(
+        "GET",
+        "/metrics",
+        &[("Accept", &format!("text/plain;q=0.9, {PROTO_CT};q=0.5"))],
+        b"",
+    );
+    assert_eq!(
+        prefer_text.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let z = gw.request("GET", "/metrics", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(z.header("content-encoding"), Some("gzip"));
+    let plain = String::from_utf8(gunzip(&z.body)).expect("utf-8");
+    assert!(plain.contains("m{instance=\"\",job=\"n\"} 1\n"), "{plain}");
+}
+
+#[test]
+fn json_api_headers_and_status() {
+    let gw = Gateway::start(&["--web.enable-admin-api", "--web.route-prefix=/pg"]);
+    let r = gw.get("/pg/api/v1/status");
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("application/json"))
+    );
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        r.header("cache-control"),
+        Some("no-cache, no-store, must-revalidate")
+    );
+    let body = r.text();
+    for key in [
+        "\"web.route-prefix\":\"/pg\"",
+        "\"web.enable-admin-api\":\"true\"",
+        "\"build_information\":{\"branch\":",
+    ] {
+        assert!(body.contains(key), "{key} missing from {body}");
+    }
+    let r = gw.request("OPTIONS", "/pg/api/v1/anything", &[], b"");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("GET, POST, DELETE, OPTIONS")
+    );
+    assert_eq!(gw.get("/api/v1/status").status, 404);
+    assert_eq!(gw.put("/pg/metrics/job/p", "m 1\n").status, 200);
+    assert!(
+        gw.get("/pg/metrics")
+            .text()
+            .contains("m{instance=\"\",job=\"p\"} 1\n")
+    );
+    let r = gw.get("/pg");
+    assert_eq!((r.status, r.header("location")), (301, Some("/pg/")));
+    let r = gw.get("/-/quit");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (405, "Only POST or PUT requests allowed.\n")
+    );
+    assert_eq!(
+        gw.get("/pg/-/quit").header("allow"),
+        Some("OPTIONS, POST, PUT")
+    );
+}
+
+#[test]
+fn self_metrics_count_requests_like_go() {
+    let gw = Gateway::start(&[]);
+    assert_eq!(gw.put("/metrics/job/a", "m 1\n").status, 200);
+    assert_eq!(gw.post("/metrics/job/a", "m 1 2\n").status, 400);
+    assert_eq!(gw.delete("/metrics/job/a").status, 202);
+    assert_eq!(gw.get("/-/healthy").status, 200);
+    assert_eq!(gw.get("/nope").status, 404);
+    let text = gw.get("/metrics").text();
+    for line in [
+        "pushgateway_http_requests_total{code=\"200\",handler=\"push\",method=\"put\"} 1\n",
+        "pushgateway_http_requests_total{code=\"400\",handler=\"push\",method=\"post\"} 1\n",
+        "pushgateway_http_requests_total{code=\"202\",handler=\"delete\",method=\"delete\"} 1\n",
+        "pushgateway_http_requests_total{code=\"200\",handler=\"healthy\",method=\"get\"} 1\n",
+        "pushgateway_http_push_duration_seconds_count{method=\"put\"} 1\n",
+        "pushgateway_http_push_size_bytes_count{method=\"post\"} 1\n",
+        "# TYPE pushgateway_http_push_size_bytes summary\n",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    assert!(!text.contains("handler=\"\""));
+}
