@@ -4,6 +4,9 @@
 //! Deflate itself comes from miniz_oxide; the gzip and snappy framing, CRC-32 and CRC-32C
 //! are a few lines each here.
 
+use miniz_oxide::deflate::core::{
+    CompressorOxide, TDEFLFlush, TDEFLStatus, compress, create_comp_flags_from_zip_params,
+};
 use miniz_oxide::inflate::stream::{InflateState, inflate};
 use miniz_oxide::{DataFormat, MZFlush, MZStatus};
 
@@ -30,11 +33,15 @@ static CRC32: [u32; 256] = crc_table(0xEDB8_8320);
 static CRC32C: [u32; 256] = crc_table(0x82F6_3B78);
 
 fn crc(table: &[u32; 256], data: &[u8]) -> u32 {
-    let mut c = !0u32;
+    !crc_update(table, !0, data)
+}
+
+/// Continues a CRC over more data (the register, before the final inversion).
+fn crc_update(table: &[u32; 256], mut c: u32, data: &[u8]) -> u32 {
     for &b in data {
         c = table[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
     }
-    !c
+    c
 }
 
 fn le32(b: &[u8]) -> u32 {
@@ -116,16 +123,50 @@ pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Compresses a scrape response as one gzip member. Level 1: a scrape is mostly repeated
-/// label text, which compresses well even at the fastest level.
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let deflated = miniz_oxide::deflate::compress_to_vec(data, 1);
-    let mut out = Vec::with_capacity(deflated.len() + 18);
-    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-    out.extend_from_slice(&deflated);
-    out.extend_from_slice(&crc(&CRC32, data).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+/// Compresses a scrape response, given as pieces, into one gzip member without first
+/// joining the pieces: only the compressed bytes and a staging buffer are ever held. Level
+/// 1: a scrape is mostly repeated label text, which compresses well even at the fastest
+/// level.
+pub fn gzip_pieces<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let flags = create_comp_flags_from_zip_params(1, -15, 0);
+    let mut compressor = Box::new(CompressorOxide::new(flags));
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut staged: Vec<u8> = Vec::with_capacity(256 * 1024);
+    let (mut sum, mut total) = (!0u32, 0u32);
+    let mut feed = |input: &[u8], flush: TDEFLFlush, out: &mut Vec<u8>| {
+        let mut input = input;
+        loop {
+            let (status, used, written) = compress(&mut compressor, input, &mut buf, flush);
+            out.extend_from_slice(&buf[..written]);
+            input = &input[used..];
+            let finished = match flush {
+                TDEFLFlush::Finish => status == TDEFLStatus::Done,
+                _ => input.is_empty(),
+            };
+            if finished || status != TDEFLStatus::Okay && status != TDEFLStatus::Done {
+                return;
+            }
+        }
+    };
+    for piece in pieces {
+        sum = crc_update(&CRC32, sum, piece);
+        total = total.wrapping_add(piece.len() as u32);
+        staged.extend_from_slice(piece);
+        if staged.len() >= 192 * 1024 {
+            feed(&staged, TDEFLFlush::None, &mut out);
+            staged.clear();
+        }
+    }
+    feed(&staged, TDEFLFlush::Finish, &mut out);
+    out.extend_from_slice(&(!sum).to_le_bytes());
+    out.extend_from_slice(&total.to_le_bytes());
     out
+}
+
+/// One buffer as one gzip member.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    gzip_pieces(std::iter::once(data))
 }
 
 fn masked_crc32c(data: &[u8]) -> u32 {
@@ -285,6 +326,16 @@ mod tests {
                 .contains("exceeds 1048576 bytes")
         );
         assert_eq!(gunzip(&bomb, 20 << 20).unwrap().len(), 10 << 20);
+    }
+
+    #[test]
+    fn gzip_pieces_is_real_gzip() {
+        let pieces: Vec<Vec<u8>> = (0..50_000)
+            .map(|i| format!("m{{i=\"{i}\"}} {i}\n").into_bytes())
+            .collect();
+        let z = gzip_pieces(pieces.iter().map(Vec::as_slice));
+        assert_eq!(gunzip(&z, 10 << 20).unwrap(), pieces.concat());
+        assert_eq!(gunzip(&gzip(b""), 10).unwrap(), b"");
     }
 
     #[test]

@@ -391,7 +391,11 @@ mod tests {
     #[test]
     fn route_prefix_like_go() {
         assert_eq!(route_prefix("", ""), "");
-        assert_eq!(route_prefix("/", "http://x/y"), "", "a prefix of / is none at all");
+        assert_eq!(
+            route_prefix("/", "http://x/y"),
+            "",
+            "a prefix of / is none at all"
+        );
         assert_eq!(route_prefix("pg/", ""), "/pg");
         assert_eq!(route_prefix("", "https://example.org:9091/gw/?a=b"), "/gw");
         assert_eq!(route_prefix("", "http://example.org"), "");

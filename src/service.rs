@@ -366,16 +366,18 @@ impl Service {
                 body,
             };
         }
-        let plain = match body {
-            Body::Pieces(pieces) => pieces.iter().flat_map(|p| p.lines().bytes()).collect(),
-            Body::Bytes(b) => b,
-            Body::Empty => Vec::new(),
+        let zipped = match &body {
+            Body::Pieces(pieces) => {
+                compress::gzip_pieces(pieces.iter().map(|p| p.lines().as_bytes()))
+            }
+            Body::Bytes(b) => compress::gzip(b),
+            Body::Empty => compress::gzip(b""),
         };
         headers.push(("Content-Encoding", "gzip".into()));
         Response {
             status: 200,
             headers,
-            body: Body::Bytes(compress::gzip(&plain)),
+            body: Body::Bytes(zipped),
         }
     }
 
