@@ -144,6 +144,12 @@ impl Config {
             ("web.route-prefix".into(), self.route_prefix.clone()),
             ("web.external-url".into(), self.external_url.clone()),
             ("web.local-assets".into(), self.local_assets.clone()),
+            // The effective values of upstream flags whose features are not here yet, so
+            // scripts reading /api/v1/status find every key the Go gateway reports.
+            ("persistence.file".into(), String::new()),
+            ("persistence.interval".into(), "5m0s".into()),
+            ("web.config.file".into(), String::new()),
+            ("web.systemd-socket".into(), "false".into()),
             ("web.enable-lifecycle".into(), b(self.enable_lifecycle)),
             ("web.enable-admin-api".into(), b(self.enable_admin_api)),
             (

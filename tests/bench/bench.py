@@ -296,11 +296,17 @@ def load_groups(server, groups, threads, timeout, prefix="i"):
     return {"seconds": elapsed, "failed": state["failed"], "first_error": state["first_error"]}
 
 
-def measure_scrapes(server, count, timeout, gzip):
-    """GET /metrics `count` times; return median time (ms), body size and encoding."""
+PROTOBUF_ACCEPT = ("application/vnd.google.protobuf; "
+                   "proto=io.prometheus.client.MetricFamily; encoding=delimited")
+
+
+def measure_scrapes(server, count, timeout, gzip, protobuf=False):
+    """GET /metrics `count` times; return median time (ms), body size, encoding and type."""
     headers = {"Accept-Encoding": "gzip"} if gzip else {}
+    if protobuf:
+        headers["Accept"] = PROTOBUF_ACCEPT
     client = server.client(timeout)
-    times, size, encoding = [], None, None
+    times, size, encoding, ctype = [], None, None, None
     try:
         for _ in range(count):
             status, resp_headers, body, elapsed = client.request("GET", "/metrics", headers=headers)
@@ -309,9 +315,11 @@ def measure_scrapes(server, count, timeout, gzip):
             times.append(elapsed * 1000)
             size = len(body)
             encoding = resp_headers.get("content-encoding")
+            ctype = resp_headers.get("content-type")
     finally:
         client.close()
-    return {"median_ms": statistics.median(times), "bytes": size, "content_encoding": encoding}
+    return {"median_ms": statistics.median(times), "bytes": size, "content_encoding": encoding,
+            "content_type": ctype}
 
 
 WRK_SCRIPT = """\
@@ -405,9 +413,11 @@ def round_store(server, figures, cfg):
     figures["rss_after_load_kib"] = server.rss_kib()
     log(f"{server.name}: {cfg.probes} latency probes at {cfg.groups} groups")
     figures["push_at_g"] = measure_push_latency(server, cfg.probes, cfg.timeout)
-    log(f"{server.name}: {cfg.scrapes} plain and {cfg.scrapes} gzip scrapes")
+    log(f"{server.name}: {cfg.scrapes} plain, gzip and protobuf scrapes each")
     figures["scrape"] = measure_scrapes(server, cfg.scrapes, cfg.timeout, gzip=False)
     figures["scrape_gzip"] = measure_scrapes(server, cfg.scrapes, cfg.timeout, gzip=True)
+    figures["scrape_protobuf"] = measure_scrapes(server, cfg.scrapes, cfg.timeout, gzip=False,
+                                                 protobuf=True)
     figures["rss_after_scrapes_kib"] = server.rss_kib()
 
 
@@ -436,6 +446,18 @@ def gzip_figure(key):
         if not scrape:
             return None
         return scrape[key] if scrape["content_encoding"] == "gzip" else "n/a"
+
+    return get
+
+
+def protobuf_figure(key):
+    """Return a getter for a protobuf scrape figure: "n/a" if the answer was not protobuf."""
+
+    def get(figures):
+        scrape = figures.get("scrape_protobuf")
+        if not scrape:
+            return None
+        return scrape[key] if "protobuf" in (scrape["content_type"] or "") else "n/a"
 
     return get
 
@@ -473,6 +495,8 @@ def table_rows(groups):
         (f"scrape size @ {g} groups (bytes)", path_getter("scrape", "bytes"), "size"),
         (f"gzip scrape @ {g} groups (ms, median)", gzip_figure("median_ms"), "time"),
         (f"gzip scrape size @ {g} groups (bytes)", gzip_figure("bytes"), "size"),
+        (f"protobuf scrape @ {g} groups (ms, median)", protobuf_figure("median_ms"), "time"),
+        (f"protobuf scrape size @ {g} groups (bytes)", protobuf_figure("bytes"), "size"),
         (f"RSS @ {g} groups, after load (KiB)", path_getter("rss_after_load_kib"), "size"),
         (f"RSS @ {g} groups, after scrapes (KiB)", path_getter("rss_after_scrapes_kib"), "size"),
         (f"wrk PUT throughput, {WRK_GROUPS:,} groups (req/s)", path_getter("wrk", "req_per_s"), "rate"),
