@@ -108,6 +108,12 @@ pub fn write_metric(out: &mut String, name: &str, m: &Metric) -> bool {
 
 /// A stored series for `name`: its rendered lines (and flags) in one allocation.
 pub fn series(name: &str, m: &Metric) -> Series {
+    series_with_raw(name, m, None)
+}
+
+/// A stored series that also keeps a protobuf value message verbatim (see
+/// `ParsedMetric::raw`).
+pub fn series_with_raw(name: &str, m: &Metric, raw: Option<&[u8]>) -> Series {
     let mut lines = String::with_capacity(64);
     let mut flags = String::new();
     if write_metric(&mut lines, name, m) {
@@ -127,7 +133,7 @@ pub fn series(name: &str, m: &Metric) -> Series {
     {
         flags.push(metric::NEGATIVE_ZERO);
     }
-    Series::new(&lines, &flags)
+    Series::new(&lines, &flags, raw)
 }
 
 /// The `# HELP` (if any) and `# TYPE` lines of a family.
@@ -200,6 +206,7 @@ pub fn text(own: Vec<Gathered>, pushed: Vec<FamilyView>) -> Vec<Series> {
         out.push(Series::new(
             &header(&f.name, f.help.as_deref(), f.mtype),
             "",
+            None,
         ));
         out.extend(f.series);
     }
@@ -211,10 +218,10 @@ pub fn text(own: Vec<Gathered>, pushed: Vec<FamilyView>) -> Vec<Series> {
 pub fn protobuf(own: Vec<Gathered>, pushed: Vec<FamilyView>) -> Vec<u8> {
     let mut out = Vec::new();
     for f in merge(own, pushed) {
-        let metrics: Vec<(&str, Value)> = f
+        let metrics: Vec<proto::EncodeMetric<'_>> = f
             .series
             .iter()
-            .filter_map(|s| Some((s.block(), read_value(&f.name, f.mtype, s)?)))
+            .filter_map(|s| Some((s.block(), read_value(&f.name, f.mtype, s)?, s.raw())))
             .collect();
         proto::encode_family(&mut out, &f.name, f.help.as_deref(), f.mtype, &metrics);
     }

@@ -1,5 +1,6 @@
 //! Grouping keys: the label set named by a push URL (`/metrics/job/J/name/value...`).
 
+use crate::base64::{self, Base64Error};
 use crate::metric::is_label_name;
 use std::cmp::Ordering;
 use std::fmt;
@@ -56,68 +57,6 @@ impl fmt::Display for GroupingError {
 
 impl std::error::Error for GroupingError {}
 
-/// Go's `base64.CorruptInputError`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Base64Error(pub usize);
-
-impl fmt::Display for Base64Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "illegal base64 data at input byte {}", self.0)
-    }
-}
-
-fn b64_value(c: u8) -> Option<u8> {
-    Some(match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'-' => 62,
-        b'_' => 63,
-        _ => return None,
-    })
-}
-
-/// Decodes like the Go gateway: trailing `=` trimmed, then `RawURLEncoding` (URL-safe
-/// alphabet, no padding, CR/LF ignored, non-zero trailing bits tolerated). On error the
-/// bytes decoded so far come back too, because the Go message quotes them.
-pub fn decode_base64(s: &[u8]) -> Result<Vec<u8>, (Vec<u8>, Base64Error)> {
-    let end = s.iter().rposition(|&c| c != b'=').map_or(0, |i| i + 1);
-    let s = &s[..end];
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut quantum = [0u8; 4];
-    let mut n = 0;
-    for (i, &c) in s.iter().enumerate() {
-        if c == b'\r' || c == b'\n' {
-            continue;
-        }
-        let Some(v) = b64_value(c) else {
-            return Err((out, Base64Error(i)));
-        };
-        quantum[n] = v;
-        n += 1;
-        if n == 4 {
-            out.push(quantum[0] << 2 | quantum[1] >> 4);
-            out.push(quantum[1] << 4 | quantum[2] >> 2);
-            out.push(quantum[2] << 6 | quantum[3]);
-            n = 0;
-        }
-    }
-    match n {
-        0 => {}
-        1 => {
-            let at = s.len() - 1;
-            return Err((out, Base64Error(at)));
-        }
-        _ => {
-            out.push(quantum[0] << 2 | quantum[1] >> 4);
-            if n == 3 {
-                out.push(quantum[1] << 4 | quantum[2] >> 2);
-            }
-        }
-    }
-    Ok(out)
-}
-
 fn utf8(name: &str, v: Vec<u8>) -> Result<String, GroupingError> {
     String::from_utf8(v).map_err(|_| GroupingError::NotUtf8 {
         name: name.to_string(),
@@ -133,7 +72,7 @@ impl GroupingKey {
         rest: &[u8],
     ) -> Result<GroupingKey, GroupingError> {
         let job = if job_is_base64 {
-            decode_base64(job).map_err(|(partial, err)| GroupingError::JobBase64 {
+            base64::decode(job).map_err(|(partial, err)| GroupingError::JobBase64 {
                 partial: String::from_utf8_lossy(&partial).into_owned(),
                 err,
             })?
@@ -159,7 +98,7 @@ impl GroupingKey {
                     return Err(GroupingError::ImproperName(name));
                 }
                 let value = if b64 {
-                    decode_base64(raw_value).map_err(|(_, err)| GroupingError::LabelBase64 {
+                    base64::decode(raw_value).map_err(|(_, err)| GroupingError::LabelBase64 {
                         name: name.clone(),
                         raw: String::from_utf8_lossy(raw_value).into_owned(),
                         err,
@@ -273,22 +212,6 @@ mod tests {
         p.iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn base64_is_lenient_like_go() {
-        for s in ["YQ", "YQ==", "YQ===", "YR"] {
-            assert_eq!(decode_base64(s.as_bytes()).unwrap(), b"a", "{s}");
-        }
-        assert_eq!(decode_base64(b"=").unwrap(), b"");
-        assert_eq!(decode_base64(b"L3RtcC8_Pw==").unwrap(), b"/tmp/??");
-        assert_eq!(decode_base64(b"Lz8+").unwrap_err().1, Base64Error(3));
-        assert_eq!(decode_base64(b"YQ=Y").unwrap_err().1, Base64Error(2));
-        assert_eq!(decode_base64(b"!!!!").unwrap_err().1, Base64Error(0));
-        assert_eq!(
-            decode_base64(b"YWJjZ").unwrap_err(),
-            (b"abc".to_vec(), Base64Error(4))
-        );
     }
 
     #[test]

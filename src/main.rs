@@ -1,6 +1,7 @@
 //! The daemon: flags, logging, store, HTTP listeners, and graceful shutdown on signals.
 
 mod api;
+mod base64;
 mod cli;
 mod compress;
 mod expose;

@@ -1,5 +1,6 @@
 //! The metric data model shared by parser, store and exposition: types, values, label sets.
 
+use crate::base64;
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
@@ -381,18 +382,36 @@ fn brace_content(line: &str) -> (&str, usize) {
 }
 
 impl Series {
-    pub fn new(lines: &str, flags: &str) -> Series {
-        let mut s = String::with_capacity(lines.len() + flags.len() + 1);
+    /// `raw`: a protobuf value message to keep verbatim (see `ParsedMetric::raw`).
+    pub fn new(lines: &str, flags: &str, raw: Option<&[u8]>) -> Series {
+        let raw = raw.map(base64::encode);
+        let raw_len = raw.as_ref().map_or(0, |r| r.len() + 1);
+        let mut s = String::with_capacity(lines.len() + flags.len() + raw_len + 1);
         s.push_str(flags);
+        if let Some(r) = raw {
+            s.push(' ');
+            s.push_str(&r);
+        }
         s.push('\n');
         s.push_str(lines);
         Series(s.into())
     }
 
-    fn flags(&self) -> &str {
-        // Flags are a few letters: the first line break ends them.
+    /// Flag letters, then optionally a space and the base64 of a raw value message.
+    fn header(&self) -> &str {
         let end = memchr::memchr(b'\n', self.0.as_bytes()).unwrap_or(self.0.len());
         &self.0[..end]
+    }
+
+    fn flags(&self) -> &str {
+        let h = self.header();
+        h.split_once(' ').map_or(h, |(f, _)| f)
+    }
+
+    /// The protobuf value message pushed with more than the text shows, if any.
+    pub fn raw(&self) -> Option<Vec<u8>> {
+        let (_, encoded) = self.header().split_once(' ')?;
+        base64::decode(encoded.as_bytes()).ok()
     }
 
     /// The label block (exposition text without braces), read from the first line.
@@ -413,7 +432,7 @@ impl Series {
 
     /// The rendered exposition lines.
     pub fn lines(&self) -> &str {
-        let start = self.flags().len() + 1;
+        let start = self.header().len() + 1;
         self.0.get(start..).unwrap_or("")
     }
 }
@@ -509,6 +528,12 @@ mod tests {
         let s = Series::new(
             "h_bucket{job=\"j\",le=\"+Inf\"} 1\nh_sum{job=\"j\"} 0\n",
             "xi",
+            Some(b"\x08\x01\x7a\x69"),
+        );
+        // Base64 of the raw message may hold flag letters; they are not flags.
+        assert_eq!(
+            (s.raw(), s.has_flag(NEGATIVE_ZERO)),
+            (Some(b"\x08\x01\x7a\x69".to_vec()), false)
         );
         assert_eq!(
             (s.block(), s.has_flag(ADDED_INF), s.has_flag(NEGATIVE_ZERO)),
@@ -518,17 +543,17 @@ mod tests {
             s.lines(),
             "h_bucket{job=\"j\",le=\"+Inf\"} 1\nh_sum{job=\"j\"} 0\n"
         );
-        assert_eq!(s, Series::new("other{job=\"j\"} 2\n", ""));
+        assert_eq!(s, Series::new("other{job=\"j\"} 2\n", "", None));
         // Braces, commas, quotes and tabs inside values do not confuse it.
-        let v = Series::new("m{a=\"}{,\\\"\t\",b=\"\"} 1\n", "");
+        let v = Series::new("m{a=\"}{,\\\"\t\",b=\"\"} 1\n", "", None);
         assert_eq!(v.block(), "a=\"}{,\\\"\t\",b=\"\"");
-        assert_eq!(Series::new("m 1\n", "").block(), "");
+        assert_eq!(Series::new("m 1\n", "", None).block(), "");
         assert_eq!(
-            Series::new("s{quantile=\"0.5\"} 1\ns_sum 1\n", "x").block(),
+            Series::new("s{quantile=\"0.5\"} 1\ns_sum 1\n", "x", None).block(),
             ""
         );
         assert_eq!(
-            Series::new("s_sum{a=\"1\"} 1\ns_count{a=\"1\"} 1\n", "").block(),
+            Series::new("s_sum{a=\"1\"} 1\ns_count{a=\"1\"} 1\n", "", None).block(),
             "a=\"1\""
         );
     }

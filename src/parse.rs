@@ -26,6 +26,9 @@ pub struct ParsedMetric<'a> {
     pub labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     pub value: Value,
     pub timestamp_ms: Option<i64>,
+    /// A protobuf value message with fields the text format cannot carry (native
+    /// histogram buckets, exemplars, created timestamps), kept verbatim for protobuf scrapes.
+    pub raw: Option<&'a [u8]>,
 }
 
 /// Where and why a body was refused.
@@ -624,6 +627,7 @@ impl<'a> Parser<'a> {
                     labels,
                     value: v,
                     timestamp_ms: None,
+                    raw: None,
                 });
             }
             MetricType::Summary | MetricType::Histogram => {
@@ -689,6 +693,7 @@ impl<'a> Parser<'a> {
                     labels,
                     value,
                     timestamp_ms: None,
+                    raw: None,
                 });
                 let i = fam.metrics.len() - 1;
                 self.compound.insert(key, i);

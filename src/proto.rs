@@ -233,15 +233,17 @@ fn decode_family<'a>(
     let metrics = metrics
         .into_iter()
         .map(|(labels, values, timestamp_ms): RawMetric<'a>| {
-            let fits = values.iter().position(|v| v.fits(mtype));
-            let value = match fits {
+            let fits = values.iter().position(|(v, _)| v.fits(mtype));
+            let chosen = match fits {
                 Some(i) => values.into_iter().nth(i),
                 None => values.into_iter().next(),
             };
+            let (value, raw) = chosen.unwrap_or((Value::Missing, None));
             ParsedMetric {
                 labels,
-                value: value.unwrap_or(Value::Missing),
+                value,
                 timestamp_ms,
+                raw,
             }
         })
         .collect();
@@ -317,8 +319,45 @@ fn decode_histogram(r: &mut Reader<'_>) -> Result<Histogram, DecodeError> {
     Ok(h)
 }
 
+/// A value with, if it has fields the text format cannot carry, its message verbatim.
+type RawValue<'a> = (Value, Option<&'a [u8]>);
+
 /// Labels, every value field present, and the timestamp of one metric.
-type RawMetric<'a> = (Vec<(Cow<'a, str>, Cow<'a, str>)>, Vec<Value>, Option<i64>);
+type RawMetric<'a> = (
+    Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    Vec<RawValue<'a>>,
+    Option<i64>,
+);
+
+/// Whether a message holds a field outside `known`; with `bucket_known`, also whether a
+/// field-3 sub-message (a histogram bucket) holds one outside `bucket_known`.
+fn has_other_fields(msg: &[u8], known: &[u64], bucket_known: &[u64]) -> Result<bool, DecodeError> {
+    let mut r = Reader::new(msg, 0);
+    while !r.at_end() {
+        let (field, wire) = r.key()?;
+        if !known.contains(&field) {
+            return Ok(true);
+        }
+        if field == 3 && wire == LEN && !bucket_known.is_empty() {
+            let bucket = r.message()?;
+            if has_other_fields(bucket.buf, bucket_known, &[])? {
+                return Ok(true);
+            }
+        } else {
+            r.skip(wire)?;
+        }
+    }
+    Ok(false)
+}
+
+/// The value message itself when it carries more than its text form shows.
+fn raw_if_rich<'a>(
+    msg: &Reader<'a>,
+    known: &[u64],
+    bucket_known: &[u64],
+) -> Result<Option<&'a [u8]>, DecodeError> {
+    Ok(has_other_fields(msg.buf, known, bucket_known)?.then_some(msg.buf))
+}
 
 fn decode_metric<'a>(
     r: &mut Reader<'a>,
@@ -360,16 +399,22 @@ fn decode_metric<'a>(
             }
             2 | 3 | 5 => {
                 r.expect(field, wire, LEN)?;
-                let v = single_value(&mut r.message()?)?;
-                values.push(match field {
+                let mut m = r.message()?;
+                // A counter may carry an exemplar (2) and a created timestamp (3).
+                let raw = raw_if_rich(&m, &[1], &[])?;
+                let v = single_value(&mut m)?;
+                let value = match field {
                     2 => Value::Gauge(v),
                     3 => Value::Counter(v),
                     _ => Value::Untyped(v),
-                });
+                };
+                values.push((value, raw));
             }
             4 => {
                 r.expect(field, wire, LEN)?;
-                values.push(Value::Summary(Box::new(decode_summary(&mut r.message()?)?)));
+                let mut m = r.message()?;
+                let raw = raw_if_rich(&m, &[1, 2, 3], &[])?;
+                values.push((Value::Summary(Box::new(decode_summary(&mut m)?)), raw));
             }
             6 => {
                 r.expect(field, wire, VARINT)?;
@@ -377,9 +422,10 @@ fn decode_metric<'a>(
             }
             7 => {
                 r.expect(field, wire, LEN)?;
-                values.push(Value::Histogram(Box::new(decode_histogram(
-                    &mut r.message()?,
-                )?)));
+                let mut m = r.message()?;
+                // Native buckets, float counts and exemplars only travel in protobuf.
+                let raw = raw_if_rich(&m, &[1, 2, 3], &[1, 2])?;
+                values.push((Value::Histogram(Box::new(decode_histogram(&mut m)?)), raw));
             }
             _ => r.skip(wire)?,
         }
@@ -430,7 +476,19 @@ fn type_number(t: MetricType) -> u64 {
     }
 }
 
-fn encode_metric(block: &str, value: &Value) -> Vec<u8> {
+/// The `Metric` field number of a value.
+fn value_field(value: &Value) -> u64 {
+    match value {
+        Value::Gauge(_) => 2,
+        Value::Counter(_) => 3,
+        Value::Summary(_) => 4,
+        Value::Untyped(_) => 5,
+        Value::Histogram(_) => 7,
+        Value::Missing => 0,
+    }
+}
+
+fn encode_metric(block: &str, value: &Value, raw: Option<&[u8]>) -> Vec<u8> {
     let mut m = Vec::with_capacity(64);
     for (name, v) in block_pairs(block) {
         let mut pair = Vec::with_capacity(name.len() + v.len() + 4);
@@ -438,16 +496,15 @@ fn encode_metric(block: &str, value: &Value) -> Vec<u8> {
         put_bytes(&mut pair, 2, v.as_bytes());
         put_bytes(&mut m, 1, &pair);
     }
+    if let Some(raw) = raw {
+        put_bytes(&mut m, value_field(value), raw);
+        return m;
+    }
     let mut inner = Vec::new();
     match value {
         Value::Gauge(v) | Value::Counter(v) | Value::Untyped(v) => {
             put_double(&mut inner, 1, *v);
-            let field = match value {
-                Value::Gauge(_) => 2,
-                Value::Counter(_) => 3,
-                _ => 5,
-            };
-            put_bytes(&mut m, field, &inner);
+            put_bytes(&mut m, value_field(value), &inner);
         }
         Value::Summary(s) => {
             put_uint(&mut inner, 1, s.count);
@@ -477,12 +534,17 @@ fn encode_metric(block: &str, value: &Value) -> Vec<u8> {
 }
 
 /// Appends one length-delimited `MetricFamily`; metrics are (label block, value).
+/// One metric to encode: its label block, its value, and the value message verbatim when
+/// the push carried more than the value shows.
+pub type EncodeMetric<'a> = (&'a str, Value, Option<Vec<u8>>);
+
+/// Appends one length-delimited `MetricFamily`.
 pub fn encode_family(
     out: &mut Vec<u8>,
     name: &str,
     help: Option<&str>,
     mtype: MetricType,
-    metrics: &[(&str, Value)],
+    metrics: &[EncodeMetric<'_>],
 ) {
     let mut f = Vec::with_capacity(64 + metrics.len() * 48);
     put_bytes(&mut f, 1, name.as_bytes());
@@ -490,8 +552,8 @@ pub fn encode_family(
         put_bytes(&mut f, 2, h.as_bytes());
     }
     put_uint(&mut f, 3, type_number(mtype));
-    for (block, value) in metrics {
-        put_bytes(&mut f, 4, &encode_metric(block, value));
+    for (block, value, raw) in metrics {
+        put_bytes(&mut f, 4, &encode_metric(block, value, raw.as_deref()));
     }
     put_varint(out, f.len() as u64);
     out.extend_from_slice(&f);

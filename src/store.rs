@@ -634,7 +634,7 @@ fn prepare(
                 labels: Labels::from_sorted(labels.iter().copied()),
                 value: m.value,
             };
-            let series = expose::series(&f.name, &metric);
+            let series = expose::series_with_raw(&f.name, &metric, m.raw);
             if !metric.value.fits(f.mtype) {
                 errors.push(format!(
                     "{} is not a {}",

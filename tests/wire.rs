@@ -324,3 +324,53 @@ fn self_metrics_count_requests_like_go() {
     }
     assert!(!text.contains("handler=\"\""));
 }
+
+/// A native histogram, written by hand: `Histogram` message of 36 bytes:
+///   08 04                    sample_count 4
+///   11 <1.5>                 sample_sum 1.5
+///   28 06                    schema 3 (zigzag)
+///   31 <0.001>               zero_threshold
+///   38 01                    zero_count 1
+///   62 04 (08 00 10 02)      positive_span offset 0, length 2
+///   6a 02 02 02              positive_delta +1, +1 (zigzag): bucket counts 1 and 2
+fn native_histogram() -> Vec<u8> {
+    let mut h = vec![0x08, 0x04, 0x11];
+    h.extend_from_slice(&1.5f64.to_le_bytes());
+    h.extend_from_slice(&[0x28, 0x06, 0x31]);
+    h.extend_from_slice(&0.001f64.to_le_bytes());
+    h.extend_from_slice(&[
+        0x38, 0x01, 0x62, 0x04, 0x08, 0x00, 0x10, 0x02, 0x6a, 0x02, 0x02, 0x02,
+    ]);
+    h
+}
+
+#[test]
+fn native_histograms_pass_through_protobuf_and_show_as_classic_text() {
+    let gw = Gateway::start(&[]);
+    let h = native_histogram();
+    // Family: 0a 02 "nh" | 18 04 (HISTOGRAM) | 22 <metric: 3a <h>> (field 7 = histogram)
+    let mut metric = vec![0x3a, h.len() as u8];
+    metric.extend_from_slice(&h);
+    let mut family = vec![0x0a, 0x02, b'n', b'h', 0x18, 0x04, 0x22, metric.len() as u8];
+    family.extend_from_slice(&metric);
+    let mut body = vec![family.len() as u8];
+    body.extend_from_slice(&family);
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/n",
+        &[("Content-Type", PROTO_CT)],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(gw.pushed().starts_with(
+        "# TYPE nh histogram\nnh_bucket{instance=\"\",job=\"n\",le=\"+Inf\"} 4\nnh_sum{instance=\"\",job=\"n\"} 1.5\nnh_count{instance=\"\",job=\"n\"} 4\n"
+    ));
+    // The protobuf scrape carries the native fields verbatim: 3a <h> after the labels.
+    let r = gw.request("GET", "/metrics", &[("Accept", PROTO_CT)], b"");
+    let mut field = vec![0x3a, h.len() as u8];
+    field.extend_from_slice(&h);
+    assert!(
+        r.body.windows(field.len()).any(|w| w == field.as_slice()),
+        "native fields lost"
+    );
+}
