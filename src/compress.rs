@@ -53,12 +53,24 @@ fn too_big(limit: usize) -> String {
 }
 
 /// Inflates one raw deflate stream from `data`; returns the bytes it used.
-fn inflate_raw(data: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<usize, String> {
-    let mut state = InflateState::new_boxed(DataFormat::Raw);
-    let mut buf = vec![0u8; 64 * 1024];
+/// Inflater state and output buffer, made once per body: a body of many tiny gzip
+/// members must not cost an allocation of ~100 KB each.
+struct Inflater {
+    state: Box<InflateState>,
+    buf: Vec<u8>,
+}
+
+fn inflate_raw(
+    inf: &mut Inflater,
+    data: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<usize, String> {
+    inf.state.reset(DataFormat::Raw);
+    let (state, buf) = (&mut inf.state, &mut inf.buf);
     let mut pos = 0;
     loop {
-        let r = inflate(&mut state, &data[pos..], &mut buf, MZFlush::None);
+        let r = inflate(state, &data[pos..], buf, MZFlush::None);
         pos += r.bytes_consumed;
         out.extend_from_slice(&buf[..r.bytes_written]);
         if out.len() > limit {
@@ -84,6 +96,10 @@ pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     }
     let mut out = Vec::new();
     let mut pos = 0;
+    let mut inflater = Inflater {
+        state: InflateState::new_boxed(DataFormat::Raw),
+        buf: vec![0u8; 64 * 1024],
+    };
     while pos < data.len() {
         let h = &data[pos..];
         if h.len() < 10 {
@@ -112,7 +128,7 @@ pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
         }
         let body = h.get(p..).ok_or("unexpected EOF")?;
         let start = out.len();
-        let used = inflate_raw(body, &mut out, limit)?;
+        let used = inflate_raw(&mut inflater, body, &mut out, limit)?;
         let trailer = body.get(used..used + 8).ok_or("unexpected EOF")?;
         let member = &out[start..];
         if le32(trailer) != crc(&CRC32, member) || le32(&trailer[4..]) != member.len() as u32 {
@@ -186,9 +202,12 @@ fn unsnappy_block(block: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), S
         if b & 0x80 == 0 {
             break;
         }
+        if shift == 28 {
+            return Err(corrupt()); // more than five bytes: not a 32-bit length
+        }
     }
     let len = usize::try_from(len).map_err(|_| corrupt())?;
-    if out.len() + len > limit {
+    if len > limit.saturating_sub(out.len()) {
         return Err(too_big(limit));
     }
     let start = out.len();
@@ -314,6 +333,12 @@ mod tests {
         assert_eq!(gunzip(&bad, 100).unwrap_err(), "gzip: invalid checksum");
         assert_eq!(gunzip(&GZ_M1[..15], 100).unwrap_err(), "unexpected EOF");
         assert!(gunzip(GZ_M1, 3).unwrap_err().contains("exceeds"));
+    }
+
+    #[test]
+    fn many_tiny_members_stay_cheap() {
+        let many = GZ_M1.repeat(20_000);
+        assert_eq!(gunzip(&many, 1 << 20).unwrap().len(), 4 * 20_000);
     }
 
     #[test]

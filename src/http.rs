@@ -135,7 +135,9 @@ async fn handle(req: &mut tide::Request<State>) -> tide::Result {
         remote: req.peer_addr().map(str::to_string),
     };
     let service = req.state().service.clone();
-    let response = service.handle(request);
+    // Handlers are synchronous and may wait on the store's lock or chew through a large
+    // body; keep them off the executor threads that serve every other connection.
+    let response = task::spawn_blocking(move || service.handle(request)).await;
     Ok(to_tide(response))
 }
 

@@ -570,7 +570,8 @@ impl<'a> Parser<'a> {
         let name = self.label_name.clone();
         if mtype == MetricType::Summary && name == "quantile" {
             match float::parse_go(&value) {
-                Some(q) => self.quantile = Some(q),
+                // The Go parser marks "no quantile" with NaN, so a NaN quantile is none.
+                Some(q) => self.quantile = Some(q).filter(|q| !q.is_nan()),
                 None => {
                     let msg =
                         format!("expected float as value for 'quantile' label, got {value:?}");
@@ -579,7 +580,7 @@ impl<'a> Parser<'a> {
             }
         } else if mtype == MetricType::Histogram && name == "le" {
             match float::parse_go(&value) {
-                Some(b) => self.bucket = Some(b),
+                Some(b) => self.bucket = Some(b).filter(|b| !b.is_nan()),
                 None => {
                     let msg = format!("expected float as value for 'le' label, got {value:?}");
                     return Ok(Err(self.error_at(value_start, msg)));
@@ -772,6 +773,7 @@ impl<'a> Parser<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metric::Summary;
 
     fn err(body: &str) -> (usize, usize, String) {
         let e = parse_text(body.as_bytes()).expect_err(body);
@@ -848,6 +850,15 @@ mod tests {
         assert_eq!(
             (h.count, h.sum, h.buckets.clone()),
             (2, 3.0, vec![(1.0, 1), (f64::INFINITY, 2)])
+        );
+        // The Go parser marks "no quantile/le" with NaN, so NaN ones add nothing.
+        let f = one("# TYPE s summary\ns{quantile=\"NaN\"} 1\ns_count 2\n");
+        assert_eq!(
+            f.metrics[0].value,
+            Value::Summary(Box::new(Summary {
+                count: 2,
+                ..Summary::default()
+            }))
         );
         // Before the TYPE line, suffixed names are families of their own.
         assert_eq!(

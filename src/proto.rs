@@ -7,6 +7,7 @@
 use crate::metric::{Histogram, MetricType, Summary, Value, block_pairs, is_metric_name};
 use crate::parse::{ParsedFamily, ParsedMetric};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
 /// Why a protobuf body was refused, and where.
@@ -136,20 +137,31 @@ impl<'a> Reader<'a> {
 /// Decodes a whole delimited body: length-prefixed messages until a clean end.
 pub fn decode_delimited(body: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     let mut r = Reader::new(body, 0);
+    // Per family: the family and the non-UTF-8 label values it holds; a later family of
+    // the same name replaces both, as Go's map does.
+    let mut families: Vec<(ParsedFamily<'_>, Vec<String>)> = Vec::new();
+    let mut by_name: HashMap<Cow<'_, str>, usize> = HashMap::new();
+    while !r.at_end() {
+        let mut m = r.message()?;
+        let mut invalid = Vec::new();
+        let family = decode_family(&mut m, &mut invalid)?;
+        match by_name.get(&family.name) {
+            Some(&i) => families[i] = (family, invalid),
+            None => {
+                by_name.insert(family.name.clone(), families.len());
+                families.push((family, invalid));
+            }
+        }
+    }
     let mut out = Decoded {
         families: Vec::new(),
         invalid: Vec::new(),
     };
-    while !r.at_end() {
-        let mut m = r.message()?;
-        let family = decode_family(&mut m, &mut out.invalid)?;
-        match out.families.iter_mut().find(|f| f.name == family.name) {
-            Some(slot) => *slot = family,
-            None => out.families.push(family),
-        }
-    }
     // Families without metrics are dropped, as the text parser drops them.
-    out.families.retain(|f| !f.metrics.is_empty());
+    for (family, invalid) in families.into_iter().filter(|(f, _)| !f.metrics.is_empty()) {
+        out.families.push(family);
+        out.invalid.extend(invalid);
+    }
     Ok(out)
 }
 
@@ -202,7 +214,11 @@ fn decode_family<'a>(
             }
             2 => {
                 r.expect(field, wire, LEN)?;
-                help = Some(Cow::Borrowed(utf8(r, "HELP")?));
+                // Go keeps any bytes; a text scrape could not show invalid UTF-8 either.
+                help = Some(match string(r)? {
+                    Ok(h) => Cow::Borrowed(h),
+                    Err(bytes) => Cow::Owned(String::from_utf8_lossy(bytes).into_owned()),
+                });
             }
             3 => {
                 r.expect(field, wire, VARINT)?;
@@ -372,12 +388,22 @@ fn decode_metric<'a>(
             1 => {
                 r.expect(field, wire, LEN)?;
                 let mut p = r.message()?;
-                let (mut name, mut val): (&str, Cow<'a, str>) = ("", Cow::Borrowed(""));
+                let (mut name, mut val): (Cow<'a, str>, Cow<'a, str>) =
+                    (Cow::Borrowed(""), Cow::Borrowed(""));
                 let mut bad_value = None;
                 while !p.at_end() {
                     let (f, w) = p.key()?;
                     match (f, w) {
-                        (1, LEN) => name = utf8(&mut p, "label name")?,
+                        // A name that is not UTF-8 turns into one the check refuses
+                        // (recording the failure, as Go's check does).
+                        (1, LEN) => {
+                            name = match string(&mut p)? {
+                                Ok(n) => Cow::Borrowed(n),
+                                Err(bytes) => {
+                                    Cow::Owned(String::from_utf8_lossy(bytes).into_owned())
+                                }
+                            }
+                        }
                         (2, LEN) => {
                             val = match string(&mut p)? {
                                 Ok(s) => Cow::Borrowed(s),
@@ -395,7 +421,7 @@ fn decode_metric<'a>(
                         "a metric has a label named {name:?} whose value is not utf8: \"{shown}\""
                     ));
                 }
-                labels.push((Cow::Borrowed(name), val));
+                labels.push((name, val));
             }
             2 | 3 | 5 => {
                 r.expect(field, wire, LEN)?;
@@ -557,4 +583,62 @@ pub fn encode_family(
     }
     put_varint(out, f.len() as u64);
     out.extend_from_slice(&f);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A delimited gauge family `name` with one metric labelled `a` = `value` (bytes).
+    fn family(name: &str, value: &[u8]) -> Vec<u8> {
+        let mut label = vec![0x0a, 0x01, b'a', 0x12, value.len() as u8];
+        label.extend_from_slice(value);
+        let mut metric = vec![0x0a, label.len() as u8];
+        metric.extend(label);
+        metric.extend_from_slice(&[0x12, 0x09, 0x09]);
+        metric.extend_from_slice(&1.0f64.to_le_bytes());
+        let mut f = vec![0x0a, name.len() as u8];
+        f.extend_from_slice(name.as_bytes());
+        f.extend_from_slice(&[0x18, 0x01, 0x22, metric.len() as u8]);
+        f.extend(metric);
+        let mut out = vec![f.len() as u8];
+        out.extend(f);
+        out
+    }
+
+    #[test]
+    fn a_later_family_replaces_an_earlier_one_and_its_defects() {
+        let body = [family("x", b"\xff"), family("x", b"ok")].concat();
+        let d = decode_delimited(&body).unwrap();
+        assert!(d.invalid.is_empty(), "{:?}", d.invalid);
+        assert_eq!(d.families.len(), 1);
+        assert_eq!(d.families[0].metrics[0].labels[0].1, "ok");
+        let bad = family("y", b"\xff");
+        assert_eq!(decode_delimited(&bad).unwrap().invalid.len(), 1);
+    }
+
+    #[test]
+    fn many_families_decode_in_linear_time() {
+        let body: Vec<u8> = (0..50_000)
+            .flat_map(|i| family(&format!("f{i}"), b"v"))
+            .collect();
+        assert_eq!(decode_delimited(&body).unwrap().families.len(), 50_000);
+    }
+
+    #[test]
+    fn errors_name_the_byte_offset() {
+        let e = decode_delimited(&[0x05, 0x0a, 0x03, b'a', b'b'])
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "protobuf parsing error at byte 1: unexpected EOF"
+        );
+        let bad_name = family("1x", b"v");
+        let e = decode_delimited(&bad_name).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "protobuf parsing error at byte 1: invalid metric name \"1x\""
+        );
+    }
 }

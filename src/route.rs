@@ -61,6 +61,9 @@ pub fn percent_decode(s: &str) -> Option<Vec<u8>> {
     while i < b.len() {
         if b[i] == b'%' {
             let hex = b.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None; // from_str_radix would take "+1"
+            }
             let h = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(h, 16).ok()?);
             i += 3;
@@ -198,7 +201,7 @@ fn resolve_under(
     let candidates = [
         path.strip_suffix(b"/").map(<[u8]>::to_vec),
         Some([path, b"/"].concat()),
-        Some(path.to_ascii_lowercase()),
+        Some(lowercase_fixed(path)),
     ];
     for c in candidates.into_iter().flatten() {
         if c != path && resolve_exact(method, &c, cfg).is_some() {
@@ -210,6 +213,18 @@ fn resolve_under(
         }
     }
     Resolved::NotFound
+}
+
+/// httprouter repairs the case of a route's fixed segments only: a job or label value
+/// keeps its case (and a base64 job its meaning).
+fn lowercase_fixed(path: &[u8]) -> Vec<u8> {
+    let lower = path.to_ascii_lowercase();
+    for fixed in [&b"/metrics/job@base64/"[..], b"/metrics/job/"] {
+        if lower.starts_with(fixed) {
+            return [fixed, &path[fixed.len()..]].concat();
+        }
+    }
+    lower
 }
 
 fn for_methods(method: &str, allow: &'static str, routes: &[(&str, Route)]) -> Resolved {
@@ -369,6 +384,11 @@ mod tests {
         assert_eq!(r("GET", "/METRICS"), redirect(301, "/metrics"));
         assert_eq!(r("GET", "/api/v1"), redirect(301, "/api/v1/"));
         assert_eq!(r("PUT", "/metrics/job/j/v/%zz"), Resolved::BadRequest);
+        assert_eq!(r("PUT", "/metrics/job/j/v/%+1"), Resolved::BadRequest);
+        assert_eq!(
+            r("PUT", "/Metrics/job/MyJob"),
+            redirect(307, "/metrics/job/MyJob")
+        );
         assert_eq!(r("GET", "/nope"), Resolved::NotFound);
         assert_eq!(r("GET", "/api/v1/nope"), Resolved::NotFound);
         assert_eq!(r("PUT", "/metrics/jobs/j"), Resolved::NotFound);

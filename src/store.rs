@@ -9,7 +9,7 @@ use crate::parse::ParsedFamily;
 use crate::selfmetrics::{self, own_family};
 use std::borrow::Borrow;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -431,7 +431,10 @@ impl Store {
             .as_ref()
             .is_some_and(|g| g.family(PUSH_FAILURE_TIME).is_some());
         match (has_failure, pushed_failure) {
-            (true, Some(w)) => writes.push(w),
+            (true, Some((w, failure_errors))) => {
+                writes.push(w);
+                errors.extend(failure_errors);
+            }
             (true, None) => {}
             (false, _) => writes.push(zero_failure),
         }
@@ -508,19 +511,20 @@ impl Store {
         writes: Vec<Write>,
         now: SystemTime,
     ) {
+        let by_name: HashMap<&str, &[Series]> = writes
+            .iter()
+            .map(|w| (&*w.name, w.metrics.as_slice()))
+            .collect();
         for fam in removed {
-            let rewritten = writes
-                .iter()
-                .find(|w| *w.name == *fam.name())
-                .map(|w| w.metrics.as_slice());
-            unindex(index, fam, rewritten.unwrap_or(&[]));
+            unindex(index, fam, by_name.get(fam.name()).copied().unwrap_or(&[]));
         }
+        let removed_names: HashSet<&str> = removed.iter().map(StoredFamily::name).collect();
         let (id, mut families) = match existing {
             Some(g) => {
                 let kept = g
                     .families
                     .iter()
-                    .filter(|f| !removed.iter().any(|r| r.name() == f.name()));
+                    .filter(|f| !removed_names.contains(f.name()));
                 (g.id, kept.cloned().collect::<Vec<_>>())
             }
             None => {
@@ -612,21 +616,23 @@ fn unindex(index: &mut Index, fam: &StoredFamily, rewritten: &[Series]) {
     }
 }
 
+/// The writes of a push, a pushed `push_failure_time_seconds` with its own errors (it
+/// only applies to an existing group), and the errors found in the rest.
+type Prepared = (Vec<Write>, Option<(Write, Vec<String>)>, Vec<String>);
+
 /// Turns parsed families into writes for `key`: labels sanitised, series rendered, types
 /// and label names validated, duplicates inside the push found. Returns the writes, a
 /// pushed `push_failure_time_seconds` family (kept aside: it only applies to existing
 /// groups) and the errors found.
-fn prepare(
-    key: &GroupingKey,
-    families: Vec<ParsedFamily<'_>>,
-) -> (Vec<Write>, Option<Write>, Vec<String>) {
+fn prepare(key: &GroupingKey, families: Vec<ParsedFamily<'_>>) -> Prepared {
     let mut writes = Vec::with_capacity(families.len() + 2);
     let mut pushed_failure = None;
-    let mut errors = Vec::new();
+    let mut all_errors = Vec::new();
     for f in families {
         if f.name == PUSH_TIME {
             continue; // always replaced by the gateway's own timestamp
         }
+        let mut errors = Vec::new();
         let mut metrics: Vec<Series> = Vec::with_capacity(f.metrics.len());
         for m in f.metrics {
             let labels = sanitized_labels(key, m.labels.iter().map(|(n, v)| (&**n, &**v)));
@@ -658,6 +664,10 @@ fn prepare(
                         describe(&f.name, &series)
                     ));
                 }
+                if *n == "quantile" && matches!(metric.value, Value::Summary(_)) {
+                    let d = describe(&f.name, &series);
+                    errors.push(format!("{d} must not have an explicit \"quantile\" label"));
+                }
             }
             metrics.push(series);
         }
@@ -677,13 +687,15 @@ fn prepare(
             mtype: f.mtype,
             metrics,
         };
+        // A pushed failure family only counts where it is kept (see `Store::push`).
         if f.name == PUSH_FAILURE_TIME {
-            pushed_failure = Some(write);
+            pushed_failure = Some((write, errors));
         } else {
             writes.push(write);
+            all_errors.extend(errors);
         }
     }
-    (writes, pushed_failure, errors)
+    (writes, pushed_failure, all_errors)
 }
 
 /// Checks writes into group `existing` (whose `removed` families go away) against the rest
@@ -696,17 +708,17 @@ fn check(
     writes: &[Write],
 ) -> Vec<String> {
     let gid = existing.map(|g| g.id);
-    let removed_count = |name: &str| -> usize {
-        removed
-            .iter()
-            .filter(|f| f.name() == name)
-            .map(|f| f.metrics.len())
-            .sum()
-    };
+    // Looked up once per written name: maps keep a push with many families linear.
+    let mut removed_counts: HashMap<&str, usize> = HashMap::with_capacity(removed.len());
+    for f in removed {
+        *removed_counts.entry(f.name()).or_insert(0) += f.metrics.len();
+    }
+    let removed_count = |name: &str| removed_counts.get(name).copied().unwrap_or(0);
+    let written: HashMap<&str, MetricType> = writes.iter().map(|w| (&*w.name, w.mtype)).collect();
     // The type a name will have after the write, if it is present at all.
     let type_after = |name: &str| -> Option<MetricType> {
-        if let Some(w) = writes.iter().find(|w| &*w.name == name) {
-            return Some(w.mtype);
+        if let Some(t) = written.get(name) {
+            return Some(*t);
         }
         if let Some(fi) = index.families.get(name)
             && fi.series.len() > removed_count(name)
@@ -948,6 +960,14 @@ mod tests {
             (g.timestamp(PUSH_TIME), g.timestamp(PUSH_FAILURE_TIME)),
             (100.0, 0.0)
         );
+        // Into a new group it is discarded before anything checks it, as in Go.
+        push(
+            &s,
+            "/new/1",
+            "push_failure_time_seconds{job=\"a\"} 1\npush_failure_time_seconds{job=\"b\"} 2\n",
+            Mode::Replace,
+        )
+        .unwrap();
         // Into an existing group, a pushed failure family replaces the gateway's gauge.
         push(
             &s,

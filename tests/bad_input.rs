@@ -200,6 +200,7 @@ const WRITER_REJECTIONS: &[Case] = &[
     case("reserved_body_label", "PUT", NEW, NO_HEADERS, b"x{__x=\"1\"} 1\n", 400, "pushed metrics are invalid or inconsistent with existing metrics: collected metric \"x\" {__x=\"1\",instance=\"\",job=\"bad\"} has a label with an invalid name: __x"),
     case("reserved_body_label_existing_group", "POST", BASE, NO_HEADERS, b"x{__x=\"1\"} 1\n", 400, "has a label with an invalid name: __x"),
     case("histogram_bucket_collision_wording", "PUT", NEW, NO_HEADERS, b"# TYPE lat histogram\nlat_count 1\n", 400, "collected histogram named \"lat\" collides with previously collected metric named \"lat_bucket\""),
+    case("summary_with_quantile_grouping_label", "PUT", "/metrics/job/bad/quantile/x", NO_HEADERS, b"# TYPE s summary\ns{quantile=\"0.5\"} 1\n", 400, "must not have an explicit \"quantile\" label"),
     case("all_errors_reported", "PUT", "/metrics/job/x", NO_HEADERS, b"# TYPE base_gauge counter\nbase_gauge 1\nx{__y=\"1\"} 1\n", 400, "2 error(s) occurred:"),
 ];
 
