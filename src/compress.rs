@@ -144,6 +144,19 @@ pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
 /// 1: a scrape is mostly repeated label text, which compresses well even at the fastest
 /// level.
 pub fn gzip_pieces<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut pieces = pieces;
+    gzip_from(|staged| match pieces.next() {
+        Some(p) => {
+            staged.extend_from_slice(p);
+            true
+        }
+        None => false,
+    })
+}
+
+/// Compresses whatever `fill` appends to a staging buffer (false: nothing more) into one
+/// gzip member, holding only the compressed output and one staging buffer at a time.
+pub fn gzip_from(mut fill: impl FnMut(&mut Vec<u8>) -> bool) -> Vec<u8> {
     let flags = create_comp_flags_from_zip_params(1, -15, 0);
     let mut compressor = Box::new(CompressorOxide::new(flags));
     let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
@@ -165,22 +178,28 @@ pub fn gzip_pieces<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
             }
         }
     };
-    for piece in pieces {
-        sum = crc_update(&CRC32, sum, piece);
-        total = total.wrapping_add(piece.len() as u32);
-        staged.extend_from_slice(piece);
-        if staged.len() >= 192 * 1024 {
-            feed(&staged, TDEFLFlush::None, &mut out);
+    let mut more = true;
+    while more {
+        more = fill(&mut staged);
+        if staged.len() >= 192 * 1024 || !more {
+            sum = crc_update(&CRC32, sum, &staged);
+            total = total.wrapping_add(staged.len() as u32);
+            let flush = if more {
+                TDEFLFlush::None
+            } else {
+                TDEFLFlush::Finish
+            };
+            feed(&staged, flush, &mut out);
             staged.clear();
         }
     }
-    feed(&staged, TDEFLFlush::Finish, &mut out);
     out.extend_from_slice(&(!sum).to_le_bytes());
     out.extend_from_slice(&total.to_le_bytes());
     out
 }
 
 /// One buffer as one gzip member.
+#[cfg(test)]
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     gzip_pieces(std::iter::once(data))
 }

@@ -213,19 +213,33 @@ pub fn text(own: Vec<Gathered>, pushed: Vec<FamilyView>) -> Vec<Series> {
     out
 }
 
-/// A delimited protobuf scrape. Values are read back from the stored text, which keeps
-/// shortest round-trip digits, so nothing is lost.
-pub fn protobuf(own: Vec<Gathered>, pushed: Vec<FamilyView>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for f in merge(own, pushed) {
+/// A delimited protobuf scrape, encoded one family at a time as it is read, so that only
+/// one family's bytes exist at once. Values are read back from the stored text, which
+/// keeps shortest round-trip digits, so nothing is lost.
+pub struct ProtobufStream {
+    families: std::vec::IntoIter<Merged>,
+}
+
+impl ProtobufStream {
+    /// Appends the next family's encoding to `out`; false when there is none left.
+    pub fn next_family(&mut self, out: &mut Vec<u8>) -> bool {
+        let Some(f) = self.families.next() else {
+            return false;
+        };
         let metrics: Vec<proto::EncodeMetric<'_>> = f
             .series
             .iter()
             .filter_map(|s| Some((s.block(), read_value(&f.name, f.mtype, s)?, s.raw())))
             .collect();
-        proto::encode_family(&mut out, &f.name, f.help.as_deref(), f.mtype, &metrics);
+        proto::encode_family(out, &f.name, f.help.as_deref(), f.mtype, &metrics);
+        true
     }
-    out
+}
+
+pub fn protobuf(own: Vec<Gathered>, pushed: Vec<FamilyView>) -> ProtobufStream {
+    ProtobufStream {
+        families: merge(own, pushed).into_iter(),
+    }
 }
 
 /// Reads a stored series' value back from its rendered lines, leaving out a `+Inf`

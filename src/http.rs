@@ -1,6 +1,7 @@
 //! The HTTP edge, the only module that knows tide: listeners, our own accept loop with
 //! TCP_NODELAY, and the translation between tide and `service` requests and responses.
 
+use crate::expose::ProtobufStream;
 use crate::metric::Series;
 use crate::service::{Body, Request, Response, Service};
 use async_std::io::Read;
@@ -149,6 +150,16 @@ fn to_tide(r: Response) -> tide::Response {
     match r.body {
         Body::Empty => {}
         Body::Bytes(b) => res.set_body(b),
+        Body::Protobuf(stream) => {
+            // The length is not known before the last family is encoded: chunked.
+            let reader = ProtobufReader {
+                stream,
+                buf: Vec::new(),
+                pos: 0,
+            };
+            let reader = async_std::io::BufReader::with_capacity(64 * 1024, reader);
+            res.set_body(tide::Body::from_reader(reader, None));
+        }
         Body::Pieces(pieces) => {
             let len = pieces.iter().map(|p| p.lines().len()).sum();
             let reader = PieceReader {
@@ -161,6 +172,34 @@ fn to_tide(r: Response) -> tide::Response {
         }
     }
     res
+}
+
+/// Encodes a protobuf scrape one family at a time as the client reads it.
+struct ProtobufReader {
+    stream: ProtobufStream,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ProtobufReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        while this.pos == this.buf.len() {
+            this.buf.clear();
+            this.pos = 0;
+            if !this.stream.next_family(&mut this.buf) {
+                return Poll::Ready(Ok(0));
+            }
+        }
+        let n = (this.buf.len() - this.pos).min(out.len());
+        out[..n].copy_from_slice(&this.buf[this.pos..this.pos + n]);
+        this.pos += n;
+        Poll::Ready(Ok(n))
+    }
 }
 
 /// Streams the scrape's pieces without first copying them into one buffer.

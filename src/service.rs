@@ -105,6 +105,8 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// The scrape: rendered text shared with the store.
     Pieces(Vec<Series>),
+    /// A protobuf scrape, encoded family by family as it is sent.
+    Protobuf(expose::ProtobufStream),
 }
 
 pub struct Response {
@@ -347,37 +349,35 @@ impl Service {
             selfmetrics::gather(&self.instruments),
             self.store.snapshot(),
         );
-        let (content_type, body) = if wants_protobuf(req.header("accept")) {
-            (
-                proto::CONTENT_TYPE,
-                Body::Bytes(expose::protobuf(own, pushed)),
-            )
+        let protobuf = wants_protobuf(req.header("accept"));
+        let content_type = if protobuf {
+            proto::CONTENT_TYPE
         } else {
-            (
-                expose::TEXT_CONTENT_TYPE,
-                Body::Pieces(expose::text(own, pushed)),
-            )
+            expose::TEXT_CONTENT_TYPE
         };
         let mut headers = vec![("Content-Type", content_type.to_string())];
-        if !accepts_gzip(req.header("accept-encoding")) {
-            return Response {
-                status: 200,
-                headers,
-                body,
-            };
-        }
-        let zipped = match &body {
-            Body::Pieces(pieces) => {
-                compress::gzip_pieces(pieces.iter().map(|p| p.lines().as_bytes()))
+        let gzip = accepts_gzip(req.header("accept-encoding"));
+        let body = match (protobuf, gzip) {
+            (true, false) => Body::Protobuf(expose::protobuf(own, pushed)),
+            (false, false) => Body::Pieces(expose::text(own, pushed)),
+            (true, true) => {
+                let mut stream = expose::protobuf(own, pushed);
+                Body::Bytes(compress::gzip_from(|buf| stream.next_family(buf)))
             }
-            Body::Bytes(b) => compress::gzip(b),
-            Body::Empty => compress::gzip(b""),
+            (false, true) => {
+                let pieces = expose::text(own, pushed);
+                Body::Bytes(compress::gzip_pieces(
+                    pieces.iter().map(|p| p.lines().as_bytes()),
+                ))
+            }
         };
-        headers.push(("Content-Encoding", "gzip".into()));
+        if gzip {
+            headers.push(("Content-Encoding", "gzip".into()));
+        }
         Response {
             status: 200,
             headers,
-            body: Body::Bytes(zipped),
+            body,
         }
     }
 
