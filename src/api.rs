@@ -210,35 +210,27 @@ pub fn metrics_json(groups: &[std::sync::Arc<Group>]) -> String {
     out
 }
 
+/// A JSON object of strings, keys sorted as Go marshals a map.
+fn write_string_map<K: AsRef<str>, V: AsRef<str>>(out: &mut String, entries: &[(K, V)]) {
+    let mut sorted: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .collect();
+    sorted.sort();
+    write_labels(out, sorted.into_iter());
+}
+
 /// `GET /api/v1/status`: build information, flags and start time.
 pub fn status_json(
     build: &[(&str, String)],
     flags: &[(String, String)],
     start: SystemTime,
 ) -> String {
-    let mut out = String::from("{\"status\":\"success\",\"data\":{\"build_information\":{");
-    let mut build = build.to_vec();
-    build.sort();
-    for (i, (k, v)) in build.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_str(&mut out, k);
-        out.push(':');
-        write_str(&mut out, v);
-    }
-    out.push_str("},\"flags\":{");
-    let mut flags = flags.to_vec();
-    flags.sort();
-    for (i, (k, v)) in flags.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_str(&mut out, k);
-        out.push(':');
-        write_str(&mut out, v);
-    }
-    out.push_str("},\"start_time\":");
+    let mut out = String::from("{\"status\":\"success\",\"data\":{\"build_information\":");
+    write_string_map(&mut out, build);
+    out.push_str(",\"flags\":");
+    write_string_map(&mut out, flags);
+    out.push_str(",\"start_time\":");
     write_str(&mut out, &rfc3339_nano(start));
     out.push_str("}}");
     out

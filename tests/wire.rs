@@ -31,25 +31,10 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+/// Runs the system's gzip with `args` on `data` (make test runs on Debian, which has it).
+fn gzip_tool(args: &[&str], data: &[u8]) -> Vec<u8> {
     let mut child = Command::new("gzip")
-        .arg("-c")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run gzip (make test installs it)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(data)
-        .expect("feed gzip");
-    child.wait_with_output().expect("gzip output").stdout
-}
-
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("gzip")
-        .arg("-dc")
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -61,8 +46,16 @@ fn gunzip(data: &[u8]) -> Vec<u8> {
         .write_all(data)
         .expect("feed gzip");
     let out = child.wait_with_output().expect("gzip output");
-    assert!(out.status.success(), "not gzip");
+    assert!(out.status.success(), "gzip {args:?} failed");
     out.stdout
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    gzip_tool(&["-c"], data)
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    gzip_tool(&["-dc"], data)
 }
 
 #[test]
