@@ -136,9 +136,15 @@ async fn handle(req: &mut tide::Request<State>) -> tide::Result {
         remote: req.peer_addr().map(str::to_string),
     };
     let service = req.state().service.clone();
-    // Handlers are synchronous and may wait on the store's lock or chew through a large
-    // body; keep them off the executor threads that serve every other connection.
-    let response = task::spawn_blocking(move || service.handle(request)).await;
+    // Handlers are synchronous. Most take microseconds and run in place; a large body (a
+    // big push, or one to decompress) runs on the blocking pool instead, so it cannot stall
+    // the executor threads that serve every other connection. (Sending every request
+    // there costs a thread hop per request and, through per-thread malloc arenas, memory.)
+    let response = if request.body.len() > 256 * 1024 {
+        task::spawn_blocking(move || service.handle(request)).await
+    } else {
+        service.handle(request)
+    };
     Ok(to_tide(response))
 }
 
