@@ -4,7 +4,7 @@
 use crate::expose::ProtobufStream;
 use crate::metric::Series;
 use crate::service::{Body, Request, Response, Service};
-use async_std::io::Read;
+use async_std::io::{BufRead, Read};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
 use std::pin::Pin;
@@ -101,15 +101,56 @@ struct State {
     activity: Arc<Activity>,
 }
 
-async fn endpoint(mut req: tide::Request<State>) -> tide::Result {
-    let activity = req.state().activity.clone();
-    activity.in_flight.fetch_add(1, Ordering::SeqCst);
-    let result = handle(&mut req).await;
-    activity.in_flight.fetch_sub(1, Ordering::SeqCst);
-    result
+/// One request being handled, from its arrival until its response body has been written
+/// (the guard travels inside the body, which async-h1 drops after sending it). Shutdown
+/// waits for these, so that `/-/quit` and requests in flight still get their answers.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn new(activity: Arc<Activity>) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(activity)
+    }
 }
 
-async fn handle(req: &mut tide::Request<State>) -> tide::Result {
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is dropped.
+struct Guarded<R> {
+    inner: R,
+    _guard: InFlight,
+}
+
+impl<R: BufRead + Unpin> Read for Guarded<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<R: BufRead + Unpin> BufRead for Guarded<R> {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<&[u8]>> {
+        Pin::new(&mut self.get_mut().inner).poll_fill_buf(cx)
+    }
+
+    fn consume(mut self: Pin<&mut Self>, amt: usize) {
+        Pin::new(&mut self.inner).consume(amt)
+    }
+}
+
+async fn endpoint(mut req: tide::Request<State>) -> tide::Result {
+    let guard = InFlight::new(req.state().activity.clone());
+    handle(&mut req, guard).await
+}
+
+async fn handle(req: &mut tide::Request<State>, guard: InFlight) -> tide::Result {
     let body = match req.body_bytes().await {
         Ok(b) => b,
         Err(e) => {
@@ -145,17 +186,21 @@ async fn handle(req: &mut tide::Request<State>) -> tide::Result {
     } else {
         service.handle(request)
     };
-    Ok(to_tide(response))
+    Ok(to_tide(response, guard))
 }
 
-fn to_tide(r: Response) -> tide::Response {
+fn to_tide(r: Response, guard: InFlight) -> tide::Response {
     let mut res = tide::Response::new(r.status);
     for (name, value) in &r.headers {
         res.insert_header(*name, value.as_str());
     }
-    match r.body {
-        Body::Empty => {}
-        Body::Bytes(b) => res.set_body(b),
+    let empty = matches!(r.body, Body::Empty);
+    let body = match r.body {
+        Body::Empty => guarded(async_std::io::empty(), guard, Some(0)),
+        Body::Bytes(b) => {
+            let len = b.len();
+            guarded(async_std::io::Cursor::new(b), guard, Some(len))
+        }
         Body::Protobuf(stream) => {
             // The length is not known before the last family is encoded: chunked.
             let reader = ProtobufReader {
@@ -164,7 +209,7 @@ fn to_tide(r: Response) -> tide::Response {
                 pos: 0,
             };
             let reader = async_std::io::BufReader::with_capacity(64 * 1024, reader);
-            res.set_body(tide::Body::from_reader(reader, None));
+            guarded(reader, guard, None)
         }
         Body::Pieces(pieces) => {
             let len = pieces.iter().map(|p| p.lines().len()).sum();
@@ -174,10 +219,30 @@ fn to_tide(r: Response) -> tide::Response {
                 offset: 0,
             };
             let reader = async_std::io::BufReader::with_capacity(64 * 1024, reader);
-            res.set_body(tide::Body::from_reader(reader, Some(len)));
+            guarded(reader, guard, Some(len))
         }
+    };
+    let typed = res.header("content-type").is_some();
+    res.set_body(body);
+    if !typed && empty {
+        // An empty answer has no type (as upstream's); a body's default type is tide's.
+        res.remove_header("content-type");
     }
     res
+}
+
+fn guarded<R: BufRead + Unpin + Send + Sync + 'static>(
+    inner: R,
+    guard: InFlight,
+    len: Option<usize>,
+) -> tide::Body {
+    tide::Body::from_reader(
+        Guarded {
+            inner,
+            _guard: guard,
+        },
+        len,
+    )
 }
 
 /// Encodes a protobuf scrape one family at a time as the client reads it.
