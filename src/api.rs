@@ -3,7 +3,9 @@
 use crate::expose;
 use crate::float;
 use crate::metric::{Value, block_pairs};
+use crate::names;
 use crate::store::{Group, StoredFamily};
+use std::borrow::Cow;
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -72,9 +74,28 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
     s
 }
 
-fn write_labels<'a, V: AsRef<str>>(out: &mut String, labels: impl Iterator<Item = (&'a str, V)>) {
+/// A label map. With UTF-8 names on, stored names are shown as pushed (see `names`), and
+/// sorted again as the real names sort.
+fn write_labels<'a, V: AsRef<str>>(
+    out: &mut String,
+    labels: impl Iterator<Item = (&'a str, V)>,
+    utf8: bool,
+) {
+    let mut labels: Vec<(Cow<'a, str>, V)> = labels
+        .map(|(n, v)| {
+            let n = if utf8 {
+                names::decode(n)
+            } else {
+                Cow::Borrowed(n)
+            };
+            (n, v)
+        })
+        .collect();
+    if utf8 {
+        labels.sort_by(|a, b| a.0.cmp(&b.0));
+    }
     out.push('{');
-    for (i, (n, v)) in labels.enumerate() {
+    for (i, (n, v)) in labels.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -85,16 +106,16 @@ fn write_labels<'a, V: AsRef<str>>(out: &mut String, labels: impl Iterator<Item 
     out.push('}');
 }
 
-fn write_metric(out: &mut String, block: &str, value: &Value) {
+fn write_metric(out: &mut String, block: &str, value: &Value, utf8: bool) {
     // Keys sorted, as Go marshals a map.
     match value {
         Value::Missing => {
             out.push_str("{\"labels\":");
-            write_labels(out, block_pairs(block));
+            write_labels(out, block_pairs(block), utf8);
         }
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
             out.push_str("{\"labels\":");
-            write_labels(out, block_pairs(block));
+            write_labels(out, block_pairs(block), utf8);
             out.push_str(",\"value\":");
             write_num(out, *v);
         }
@@ -102,7 +123,7 @@ fn write_metric(out: &mut String, block: &str, value: &Value) {
             out.push_str("{\"count\":");
             write_num(out, s.count as f64);
             out.push_str(",\"labels\":");
-            write_labels(out, block_pairs(block));
+            write_labels(out, block_pairs(block), utf8);
             out.push_str(",\"quantiles\":{");
             let mut qs: Vec<(String, f64)> = s
                 .quantiles
@@ -139,7 +160,7 @@ fn write_metric(out: &mut String, block: &str, value: &Value) {
             out.push_str("},\"count\":");
             write_num(out, h.count as f64);
             out.push_str(",\"labels\":");
-            write_labels(out, block_pairs(block));
+            write_labels(out, block_pairs(block), utf8);
             out.push_str(",\"sum\":");
             write_num(out, h.sum);
         }
@@ -147,7 +168,7 @@ fn write_metric(out: &mut String, block: &str, value: &Value) {
     out.push('}');
 }
 
-fn write_family(out: &mut String, f: &StoredFamily) {
+fn write_family(out: &mut String, f: &StoredFamily, utf8: bool) {
     out.push_str("{\"time_stamp\":");
     write_str(out, &rfc3339_nano(f.pushed_at()));
     out.push_str(",\"type\":");
@@ -167,34 +188,42 @@ fn write_family(out: &mut String, f: &StoredFamily) {
             out.push(',');
         }
         first = false;
-        write_metric(out, s.block(), &value);
+        write_metric(out, s.block(), &value, utf8);
     }
     out.push_str("]}");
 }
 
 /// `GET /api/v1/metrics`: one object per group (groups in grouping-key order, which the
-/// Go gateway leaves random), keys sorted like a Go map.
-pub fn metrics_json(groups: &[std::sync::Arc<Group>]) -> String {
+/// Go gateway leaves random), keys sorted like a Go map. `utf8`: names are shown as pushed.
+pub fn metrics_json(groups: &[std::sync::Arc<Group>], utf8: bool) -> String {
     let mut out = String::from("{\"status\":\"success\",\"data\":[");
     for (i, g) in groups.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         // A family named `labels` or `last_push_successful` takes that key, as in Go.
-        let mut entries: Vec<(&str, String)> = Vec::with_capacity(g.families.len() + 2);
+        let mut entries: Vec<(Cow<'_, str>, String)> = Vec::with_capacity(g.families.len() + 2);
         let mut labels = String::new();
-        write_labels(&mut labels, g.key.labels());
-        entries.push(("labels", labels));
-        entries.push(("last_push_successful", g.last_push_successful().to_string()));
+        write_labels(&mut labels, g.key.labels(), utf8);
+        entries.push(("labels".into(), labels));
+        entries.push((
+            "last_push_successful".into(),
+            g.last_push_successful().to_string(),
+        ));
         for f in g.families.iter() {
             let mut s = String::new();
-            write_family(&mut s, f);
-            match entries.iter_mut().find(|(k, _)| *k == f.name()) {
+            write_family(&mut s, f, utf8);
+            let name = if utf8 {
+                names::decode(f.name())
+            } else {
+                Cow::Borrowed(f.name())
+            };
+            match entries.iter_mut().find(|(k, _)| *k == name) {
                 Some(e) => e.1 = s,
-                None => entries.push((f.name(), s)),
+                None => entries.push((name, s)),
             }
         }
-        entries.sort_by(|a, b| a.0.cmp(b.0));
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
         out.push('{');
         for (j, (k, v)) in entries.iter().enumerate() {
             if j > 0 {
@@ -217,7 +246,7 @@ fn write_string_map<K: AsRef<str>, V: AsRef<str>>(out: &mut String, entries: &[(
         .map(|(k, v)| (k.as_ref(), v.as_ref()))
         .collect();
     sorted.sort();
-    write_labels(out, sorted.into_iter());
+    write_labels(out, sorted.into_iter(), false);
 }
 
 /// `GET /api/v1/status`: build information, flags and start time.

@@ -35,6 +35,9 @@ struct RawArgs {
     /// accept pushes without checking them
     #[argh(switch)]
     push_disable_consistency_check: bool,
+    /// allow UTF-8 metric and label names
+    #[argh(switch)]
+    push_enable_utf8_names: bool,
     /// log level
     #[argh(option, default = "String::from(\"info\")")]
     log_level: String,
@@ -106,6 +109,12 @@ const FLAGS: &[Flag] = &[
         help: "Answer pushes with 202 before the outcome is known, as the Go gateway does with this flag. Pushes are still checked (cheaply), so inconsistent data is never stored.",
     },
     Flag {
+        name: "push.enable-utf8-names",
+        kind: Kind::Switch,
+        default: "false",
+        help: "Allow UTF-8 characters in metric and label names (as upstream 1.11): quoted names in text bodies, U__-encoded names in the URL path.",
+    },
+    Flag {
         name: "log.level",
         kind: Kind::Value,
         default: "info",
@@ -130,6 +139,7 @@ pub struct Config {
     pub enable_lifecycle: bool,
     pub enable_admin_api: bool,
     pub disable_consistency_check: bool,
+    pub utf8_names: bool,
     pub log_level: log::LevelFilter,
     pub log_json: bool,
 }
@@ -160,11 +170,16 @@ impl Config {
                 "log.level".into(),
                 self.log_level.to_string().to_lowercase(),
             ),
+            // 1.5.1 has no such flag: its status keys stay exactly 1.5.1's unless it is on.
+            ("push.enable-utf8-names".into(), b(self.utf8_names)),
             (
                 "log.format".into(),
                 if self.log_json { "json" } else { "logfmt" }.into(),
             ),
         ]
+        .into_iter()
+        .filter(|(k, v)| k != "push.enable-utf8-names" || v == "true")
+        .collect()
     }
 }
 
@@ -301,6 +316,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
         enable_lifecycle: raw.web_enable_lifecycle,
         enable_admin_api: raw.web_enable_admin_api,
         disable_consistency_check: raw.push_disable_consistency_check,
+        utf8_names: raw.push_enable_utf8_names,
         log_level,
         log_json,
     }))

@@ -2,6 +2,7 @@
 
 use crate::float;
 use crate::metric::{self, FamilyView, Labels, Metric, MetricType, Series, Value};
+use crate::names::{self, Escaping};
 use crate::parse;
 use crate::proto;
 use crate::selfmetrics::Gathered;
@@ -133,6 +134,10 @@ pub fn series_with_raw(name: &str, m: &Metric, raw: Option<&[u8]>) -> Series {
     {
         flags.push(metric::NEGATIVE_ZERO);
     }
+    let block = m.labels.block();
+    if block.contains("U__") && metric::raw_pairs(block).any(|(n, _)| names::is_encoded(n)) {
+        flags.push(metric::ENCODED_NAMES);
+    }
     Series::new(&lines, &flags, raw)
 }
 
@@ -197,18 +202,60 @@ fn merge(mut own: Vec<Gathered>, pushed: Vec<FamilyView>) -> Vec<Merged> {
     out
 }
 
+/// Whether a family holds stored names that a scrape must spell out (see `names`).
+fn has_encoded_names(f: &Merged) -> bool {
+    names::is_encoded(&f.name) || f.series.iter().any(|s| s.has_flag(metric::ENCODED_NAMES))
+}
+
+/// With UTF-8 names on, families come in the order of the names as pushed (as upstream
+/// sorts them before escaping), not of their stored forms.
+fn sort_real_names(families: &mut [Merged]) {
+    if families.iter().any(|f| names::is_encoded(&f.name)) {
+        families.sort_by_cached_key(|f| names::decode(&f.name).into_owned());
+    }
+}
+
 /// A text scrape as pieces to write in order: each family's header, then its series'
-/// stored lines, copied, never rendered again.
-pub fn text(own: Vec<Gathered>, pushed: Vec<FamilyView>) -> Vec<Series> {
-    let families = merge(own, pushed);
+/// stored lines, copied, never rendered again. `escaping` is None unless UTF-8 names are
+/// on; then series with stored `U__` names are spelled out for the scheme asked for.
+pub fn text(
+    own: Vec<Gathered>,
+    pushed: Vec<FamilyView>,
+    escaping: Option<Escaping>,
+) -> Vec<Series> {
+    let mut families = merge(own, pushed);
+    if escaping.is_some() {
+        sort_real_names(&mut families);
+    }
     let mut out = Vec::with_capacity(families.iter().map(|f| f.series.len() + 1).sum());
     for f in families {
+        let scheme = escaping.filter(|_| has_encoded_names(&f));
+        let Some(scheme) = scheme else {
+            out.push(Series::new(
+                &header(&f.name, f.help.as_deref(), f.mtype),
+                "",
+                None,
+            ));
+            out.extend(f.series);
+            continue;
+        };
+        let mut name = String::new();
+        names::write_name(&mut name, &names::output(&f.name, scheme));
         out.push(Series::new(
-            &header(&f.name, f.help.as_deref(), f.mtype),
+            &header(&name, f.help.as_deref(), f.mtype),
             "",
             None,
         ));
-        out.extend(f.series);
+        let whole = names::is_encoded(&f.name);
+        for s in f.series {
+            if whole || s.has_flag(metric::ENCODED_NAMES) {
+                let extra = s.has_flag(metric::EXTRA_LABEL);
+                let lines = names::rewrite_lines(&f.name, s.lines(), extra, scheme);
+                out.push(Series::new(&lines, "", None));
+            } else {
+                out.push(s);
+            }
+        }
     }
     out
 }
@@ -218,6 +265,7 @@ pub fn text(own: Vec<Gathered>, pushed: Vec<FamilyView>) -> Vec<Series> {
 /// keeps shortest round-trip digits, so nothing is lost.
 pub struct ProtobufStream {
     families: std::vec::IntoIter<Merged>,
+    escaping: Option<Escaping>,
 }
 
 impl ProtobufStream {
@@ -231,14 +279,29 @@ impl ProtobufStream {
             .iter()
             .filter_map(|s| Some((s.block(), read_value(&f.name, f.mtype, s)?, s.raw())))
             .collect();
-        proto::encode_family(out, &f.name, f.help.as_deref(), f.mtype, &metrics);
+        let scheme = self.escaping.filter(|_| has_encoded_names(&f));
+        let name = match scheme {
+            Some(scheme) => names::output(&f.name, scheme),
+            None => std::borrow::Cow::Borrowed(&*f.name),
+        };
+        proto::encode_family(out, &name, f.help.as_deref(), f.mtype, &metrics, scheme);
         true
     }
 }
 
-pub fn protobuf(own: Vec<Gathered>, pushed: Vec<FamilyView>) -> ProtobufStream {
+/// A protobuf scrape; `escaping` as for `text`.
+pub fn protobuf(
+    own: Vec<Gathered>,
+    pushed: Vec<FamilyView>,
+    escaping: Option<Escaping>,
+) -> ProtobufStream {
+    let mut families = merge(own, pushed);
+    if escaping.is_some() {
+        sort_real_names(&mut families);
+    }
     ProtobufStream {
-        families: merge(own, pushed).into_iter(),
+        families: families.into_iter(),
+        escaping,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::base64::{self, Base64Error};
 use crate::metric::is_label_name;
+use crate::names;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -66,10 +67,13 @@ fn utf8(name: &str, v: Vec<u8>) -> Result<String, GroupingError> {
 impl GroupingKey {
     /// Builds the key from the (percent-decoded) job segment and the rest of the path
     /// after it (empty, or starting with `/`), following the Go gateway's `splitLabels`.
+    /// With `utf8_names`, label names are `U__` value-decoded first (upstream 1.11) and
+    /// kept in their stored form (see `names`).
     pub fn parse(
         job: &[u8],
         job_is_base64: bool,
         rest: &[u8],
+        utf8_names: bool,
     ) -> Result<GroupingKey, GroupingError> {
         let job = if job_is_base64 {
             base64::decode(job).map_err(|(partial, err)| GroupingError::JobBase64 {
@@ -93,13 +97,26 @@ impl GroupingKey {
                     Some(n) => (n, true),
                     None => (raw_name, false),
                 };
-                let name = String::from_utf8_lossy(name).into_owned();
-                if !is_label_name(&name) || name.starts_with("__") {
-                    return Err(GroupingError::ImproperName(name));
+                let trimmed = String::from_utf8_lossy(name).into_owned();
+                let valid = if utf8_names {
+                    // The real name may not be reserved either: upstream stores such a
+                    // group's failure record and then cannot serve a scrape.
+                    let real = names::decode(&trimmed);
+                    std::str::from_utf8(name).is_ok() && !real.is_empty() && !real.starts_with("__")
+                } else {
+                    is_label_name(&trimmed)
+                };
+                if !valid || trimmed.starts_with("__") {
+                    return Err(GroupingError::ImproperName(trimmed));
                 }
+                let name = if utf8_names {
+                    names::store_form(&names::decode(&trimmed), false).into_owned()
+                } else {
+                    trimmed.clone()
+                };
                 let value = if b64 {
                     base64::decode(raw_value).map_err(|(_, err)| GroupingError::LabelBase64 {
-                        name: name.clone(),
+                        name: trimmed.clone(),
                         raw: String::from_utf8_lossy(raw_value).into_owned(),
                         err,
                     })?
@@ -199,7 +216,7 @@ mod tests {
     use super::*;
 
     fn key(job: &str, rest: &str) -> Result<Vec<(String, String)>, String> {
-        GroupingKey::parse(job.as_bytes(), false, rest.as_bytes())
+        GroupingKey::parse(job.as_bytes(), false, rest.as_bytes(), false)
             .map(|k| {
                 k.labels()
                     .map(|(n, v)| (n.to_string(), v.to_string()))
@@ -262,19 +279,19 @@ mod tests {
                 .unwrap_err()
                 .contains("not valid UTF-8")
         );
-        assert!(GroupingKey::parse(b"\xff", false, b"").is_err());
+        assert!(GroupingKey::parse(b"\xff", false, b"", false).is_err());
     }
 
     #[test]
     fn base64_jobs() {
-        let k = GroupingKey::parse(b"L3Zhci90bXA", true, b"").unwrap();
+        let k = GroupingKey::parse(b"L3Zhci90bXA", true, b"", false).unwrap();
         assert_eq!(k.get("job"), Some("/var/tmp"));
         assert_eq!(
-            GroupingKey::parse(b"=", true, b"").unwrap_err(),
+            GroupingKey::parse(b"=", true, b"", false).unwrap_err(),
             GroupingError::JobRequired
         );
         assert_eq!(
-            GroupingKey::parse(b"!x!", true, b"/instance/i")
+            GroupingKey::parse(b"!x!", true, b"/instance/i", false)
                 .unwrap_err()
                 .to_string(),
             "invalid base64 encoding in job name \"\": illegal base64 data at input byte 0"

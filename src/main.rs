@@ -10,6 +10,7 @@ mod grouping;
 mod http;
 mod logger;
 mod metric;
+mod names;
 mod parse;
 mod proto;
 mod route;
@@ -47,7 +48,7 @@ fn main() {
 async fn run(config: cli::Config) -> i32 {
     log::info!("starting pushgateway version={}", selfmetrics::VERSION);
     let (quit_tx, quit_rx) = channel::bounded::<&'static str>(4);
-    let store = Arc::new(store::Store::new());
+    let store = Arc::new(store::Store::new().with_utf8_names(config.utf8_names));
     let settings = service::Settings {
         routes: route::RouteConfig {
             prefix: route::route_prefix(&config.route_prefix, &config.external_url),
@@ -56,6 +57,7 @@ async fn run(config: cli::Config) -> i32 {
             enable_lifecycle: config.enable_lifecycle,
         },
         disable_consistency_check: config.disable_consistency_check,
+        utf8_names: config.utf8_names,
         flags: config.flag_values(),
     };
     let tx = quit_tx.clone();

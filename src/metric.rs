@@ -143,7 +143,7 @@ pub fn escape_label_value(out: &mut String, v: &str) {
 
 /// The `(name, escaped value)` pairs of a label block, without copying: the value ends at
 /// the first quote not escaped by a backslash.
-fn raw_pairs(block: &str) -> impl Iterator<Item = (&str, &str)> {
+pub fn raw_pairs(block: &str) -> impl Iterator<Item = (&str, &str)> {
     let mut rest = block;
     std::iter::from_fn(move || {
         let eq = memchr::memchr(b'=', rest.as_bytes())?;
@@ -362,6 +362,8 @@ pub const EXTRA_LABEL: char = 'x';
 pub const ADDED_INF: char = 'i';
 /// Flag of a series whose value is -0.
 pub const NEGATIVE_ZERO: char = 'z';
+/// Flag of a series with a stored `U__` label name (only with UTF-8 names on, see `names`).
+pub const ENCODED_NAMES: char = 'u';
 
 /// The text between the braces of a sample line (empty without braces), and where the
 /// last pair in it starts.

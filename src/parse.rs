@@ -54,14 +54,21 @@ impl std::error::Error for ParseError {}
 
 /// Parses a whole body. Families without samples are dropped, as upstream does.
 pub fn parse_text(body: &[u8]) -> Result<Vec<ParsedFamily<'_>>, ParseError> {
+    parse_text_with(body, false)
+}
+
+/// Like `parse_text`; with `utf8_names` (upstream 1.11's `--push.enable-utf8-names`) also
+/// accepts quoted UTF-8 names: `{"a.b",x="y"} 1`, `m{"my.label"="v"} 1`, `# TYPE "a.b" gauge`.
+pub fn parse_text_with(body: &[u8], utf8_names: bool) -> Result<Vec<ParsedFamily<'_>>, ParseError> {
     let mut p = Parser::new(body);
+    p.utf8_names = utf8_names;
     p.run()?;
     let mut families = p.families;
     families.retain(|f| !f.metrics.is_empty());
     Ok(families)
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum State {
     StartOfLine,
     StartComment,
@@ -112,6 +119,12 @@ struct Parser<'a> {
     current_compound: Option<usize>,
     /// The metric the current line wrote, for its timestamp.
     last_metric: Option<(usize, usize)>,
+    /// Quoted UTF-8 names are allowed.
+    utf8_names: bool,
+    /// The line opened with `{`: its metric name is the first (quoted) name in the braces.
+    name_in_braces: bool,
+    /// The metric name of a `{`-line has been read.
+    braced_name_seen: bool,
 }
 
 type LabelPairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
@@ -178,6 +191,9 @@ impl<'a> Parser<'a> {
             types_set: Vec::new(),
             current_compound: None,
             last_metric: None,
+            utf8_names: false,
+            name_in_braces: false,
+            braced_name_seen: false,
         }
     }
 
@@ -309,6 +325,79 @@ impl<'a> Parser<'a> {
         Ok(Ok(()))
     }
 
+    /// The bytes of a quoted string up to its closing quote (left in `cur`), the opening
+    /// quote already read: escapes `\\`, `\n` and `\"`; `what` names it in errors.
+    fn read_quoted(&mut self, what: &str) -> Result<Result<Vec<u8>, ParseError>, Eof> {
+        let mut out: Vec<u8> = Vec::new();
+        let mut escaped = false;
+        loop {
+            let b = self.read_byte()?;
+            if escaped {
+                match b {
+                    b'"' | b'\\' => out.push(b),
+                    b'n' => out.push(b'\n'),
+                    _ => {
+                        let msg = format!("invalid escape sequence '\\{}'", b as char);
+                        return Ok(Err(self.error_at(self.pos - 2, msg)));
+                    }
+                }
+                escaped = false;
+                continue;
+            }
+            match b {
+                b'"' => return Ok(Ok(out)),
+                b'\n' => {
+                    let msg = format!(
+                        "{what} {:?} contains unescaped new-line",
+                        String::from_utf8_lossy(&out)
+                    );
+                    return Ok(Err(self.error_at(self.pos - 1, msg)));
+                }
+                b'\\' => escaped = true,
+                _ => out.push(b),
+            }
+        }
+    }
+
+    /// A quoted name (with `utf8_names`), the opening quote in `cur`: escapes `\\`, `\n`
+    /// and `\"`; the byte after the closing quote is left in `cur`.
+    fn read_quoted_name(&mut self, what: &str) -> Result<Result<(), ParseError>, Eof> {
+        let start = self.pos;
+        let out = match self.read_quoted(&format!("{what} name"))? {
+            Ok(out) => out,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.read_byte()?;
+        match String::from_utf8(out) {
+            Ok(v) => {
+                self.token = Cow::Owned(v);
+                Ok(Ok(()))
+            }
+            Err(e) => {
+                let msg = format!("invalid {what} name {}", go_quote(e.as_bytes()));
+                Ok(Err(self.error_at(start, msg)))
+            }
+        }
+    }
+
+    /// A metric name, quoted or not; an error only for a bad quoted one.
+    fn read_metric_name(&mut self) -> Result<Result<(), ParseError>, Eof> {
+        if self.utf8_names && self.cur == b'"' {
+            return self.read_quoted_name("metric");
+        }
+        self.read_token_as_metric_name()?;
+        Ok(Ok(()))
+    }
+
+    /// A label name, quoted or not; an error only for a bad quoted one.
+    fn read_label_name(&mut self) -> Result<Result<(), ParseError>, Eof> {
+        if self.utf8_names && self.cur == b'"' {
+            return self.read_quoted_name("label");
+        }
+        self.read_token_as_label_name()?;
+        Ok(Ok(()))
+    }
+
     fn read_token_as_metric_name(&mut self) -> Result<(), Eof> {
         let start = self.pos - 1;
         if !is_metric_start(self.cur) {
@@ -350,35 +439,10 @@ impl<'a> Parser<'a> {
                 Err(_) => Err(self.invalid_value(start, &buf[start..stop])),
             });
         }
-        let mut out: Vec<u8> = Vec::new();
-        let mut escaped = false;
-        loop {
-            let b = self.read_byte()?;
-            if escaped {
-                match b {
-                    b'"' | b'\\' => out.push(b),
-                    b'n' => out.push(b'\n'),
-                    _ => {
-                        let msg = format!("invalid escape sequence '\\{}'", b as char);
-                        return Ok(Err(self.error_at(self.pos - 2, msg)));
-                    }
-                }
-                escaped = false;
-                continue;
-            }
-            match b {
-                b'"' => break,
-                b'\n' => {
-                    let msg = format!(
-                        "label value {:?} contains unescaped new-line",
-                        String::from_utf8_lossy(&out)
-                    );
-                    return Ok(Err(self.error_at(self.pos - 1, msg)));
-                }
-                b'\\' => escaped = true,
-                _ => out.push(b),
-            }
-        }
+        let out = match self.read_quoted("label value")? {
+            Ok(out) => out,
+            Err(e) => return Ok(Err(e)),
+        };
         match String::from_utf8(out) {
             Ok(v) => {
                 self.token = Cow::Owned(v);
@@ -439,12 +503,20 @@ impl<'a> Parser<'a> {
     fn start_of_line(&mut self) -> Result<Step<'a>, Eof> {
         self.line += 1;
         self.line_start = self.pos;
+        self.name_in_braces = false;
+        self.braced_name_seen = false;
         if self.skip_blank_tab().is_err() {
             return Ok(Ok(None)); // The one place where the end of input is the end.
         }
         Ok(Ok(Some(match self.cur {
             b'#' => State::StartComment,
             b'\n' => State::StartOfLine,
+            b'{' if self.utf8_names => {
+                self.name_in_braces = true;
+                self.labels.clear();
+                let _ = self.reading_labels();
+                State::StartLabelName
+            }
             _ => State::ReadingMetricName,
         })))
     }
@@ -467,7 +539,9 @@ impl<'a> Parser<'a> {
             return Ok(Ok(Some(State::StartOfLine)));
         }
         self.skip_blank_tab()?;
-        self.read_token_as_metric_name()?;
+        if let Err(e) = self.read_metric_name()? {
+            return Ok(Err(e));
+        }
         if self.cur == b'\n' {
             return Ok(Ok(Some(State::StartOfLine)));
         }
@@ -487,7 +561,9 @@ impl<'a> Parser<'a> {
     }
 
     fn reading_metric_name(&mut self) -> Result<Step<'a>, Eof> {
-        self.read_token_as_metric_name()?;
+        if let Err(e) = self.read_metric_name()? {
+            return Ok(Err(e));
+        }
         if self.token.is_empty() {
             return Ok(self.error("invalid metric name"));
         }
@@ -519,16 +595,50 @@ impl<'a> Parser<'a> {
 
     fn start_label_name(&mut self) -> Result<Step<'a>, Eof> {
         self.skip_blank_tab()?;
+        let nameless = self.name_in_braces && !self.braced_name_seen;
         if self.cur == b'}' {
+            if nameless {
+                return Ok(self.error("invalid metric name"));
+            }
             self.skip_blank_tab()?;
             return Ok(Ok(Some(State::ReadingValue)));
         }
-        self.read_token_as_label_name()?;
+        if let Err(e) = self.read_label_name()? {
+            return Ok(Err(e));
+        }
         if self.token.is_empty() {
+            if nameless {
+                return Ok(self.error("invalid metric name"));
+            }
             let name = self.families[self.mf].name.clone();
             return Ok(self.error(format!("invalid label name for metric {name:?}")));
         }
         self.skip_blank_tab_if_current()?;
+        if self.name_in_braces && self.cur != b'=' {
+            // The name of a `{`-line: `{"a.b"}` or `{"a.b",x="y"}`.
+            if !nameless {
+                let name = self.families[self.mf].name.clone();
+                return Ok(self.error(format!("multiple metric names for metric {name:?}")));
+            }
+            let next = match self.cur {
+                b',' => State::StartLabelName,
+                b'}' => State::ReadingValue,
+                c => {
+                    return Ok(self.error(format!("unexpected end of metric name {:?}", c as char)));
+                }
+            };
+            self.braced_name_seen = true;
+            self.set_or_create_current_mf();
+            self.types_set[self.mf] = true;
+            if next == State::ReadingValue {
+                self.skip_blank_tab()?;
+            }
+            return Ok(Ok(Some(next)));
+        }
+        if nameless {
+            // Label pairs before the name: there is no family to give them to.
+            return Ok(self.error("invalid metric name"));
+        }
         if self.cur != b'=' {
             return Ok(self.error(format!(
                 "expected '=' after label name, found {:?}",
@@ -970,7 +1080,8 @@ mod tests {
     fn arbitrary_bytes_never_panic() {
         // Mutations of a body that exercises every state, from a fixed-seed xorshift.
         let seed = b"# HELP m h\\n\n# TYPE s summary\ns{quantile=\"0.5\",a=\"x\\\"\"} 1\ns_sum 2\n\
-                     # TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nm{a=\"\xc3\xa9\"} -Inf 123\n";
+                     # TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nm{a=\"\xc3\xa9\"} -Inf 123\n\
+                     {\"u.v\",\"b\\\"c\"=\"1\"} 3\n";
         let alphabet = b"{}=\",\\# \t\n\r01eE+-.:_aZqle\xff";
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = || {
@@ -994,6 +1105,34 @@ mod tests {
             let cut = next() as usize % (body.len() + 1);
             let _ = parse_text(&body[..cut]);
             let _ = parse_text(&body);
+            let _ = parse_text_with(&body[..cut], true);
+            let _ = parse_text_with(&body, true);
+        }
+    }
+
+    #[test]
+    fn quoted_utf8_names_only_with_the_flag() {
+        let body = "# TYPE \"a.b\" gauge\n{\"a.b\", \"c\\\"d\"=\"1\"} 2\nm{\"x.y\"=\"v\"} 1\n";
+        assert_eq!(
+            parse_text(body.as_bytes()).unwrap_err().msg,
+            "invalid metric name in comment"
+        );
+        let f = parse_text_with(body.as_bytes(), true).unwrap();
+        assert_eq!((&*f[0].name, f[0].mtype), ("a.b", MetricType::Gauge));
+        assert_eq!(f[0].metrics[0].labels[0], ("c\"d".into(), "1".into()));
+        assert_eq!((&*f[1].name, &*f[1].metrics[0].labels[0].0), ("m", "x.y"));
+        for (body, msg) in [
+            (
+                "{\"a\",\"b\"} 1\n",
+                "multiple metric names for metric \"a\"",
+            ),
+            ("{x=\"1\"} 1\n", "invalid metric name"),
+            ("{} 1\n", "invalid metric name"),
+            ("{\"a\" x} 1\n", "unexpected end of metric name 'x'"),
+            ("{\"a\\t\"} 1\n", "invalid escape sequence '\\t'"),
+        ] {
+            let e = parse_text_with(body.as_bytes(), true).unwrap_err();
+            assert_eq!(e.msg, msg, "{body:?}");
         }
     }
 

@@ -5,6 +5,7 @@
 //! readers must. A malformed body is an error naming its byte offset.
 
 use crate::metric::{Histogram, MetricType, Summary, Value, block_pairs, is_metric_name};
+use crate::names::{self, Escaping};
 use crate::parse::{ParsedFamily, ParsedMetric};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -135,7 +136,8 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes a whole delimited body: length-prefixed messages until a clean end.
-pub fn decode_delimited(body: &[u8]) -> Result<Decoded<'_>, DecodeError> {
+/// `utf8_names`: a family name may be any non-empty UTF-8 (`--push.enable-utf8-names`).
+pub fn decode_delimited(body: &[u8], utf8_names: bool) -> Result<Decoded<'_>, DecodeError> {
     let mut r = Reader::new(body, 0);
     // Per family: the family and the non-UTF-8 label values it holds; a later family of
     // the same name replaces both, as Go's map does.
@@ -144,7 +146,7 @@ pub fn decode_delimited(body: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     while !r.at_end() {
         let mut m = r.message()?;
         let mut invalid = Vec::new();
-        let family = decode_family(&mut m, &mut invalid)?;
+        let family = decode_family(&mut m, &mut invalid, utf8_names)?;
         match by_name.get(&family.name) {
             Some(&i) => families[i] = (family, invalid),
             None => {
@@ -198,6 +200,7 @@ fn metric_type(n: u64) -> Option<MetricType> {
 fn decode_family<'a>(
     r: &mut Reader<'a>,
     invalid: &mut Vec<String>,
+    utf8_names: bool,
 ) -> Result<ParsedFamily<'a>, DecodeError> {
     let start = r.base;
     let mut name = "";
@@ -238,7 +241,12 @@ fn decode_family<'a>(
         }
     }
     // Unlike the Go gateway, refuse names its text exposition could not print.
-    if !is_metric_name(name) {
+    let valid = if utf8_names {
+        !name.is_empty()
+    } else {
+        is_metric_name(name)
+    };
+    if !valid {
         return Err(DecodeError {
             offset: start,
             msg: format!("invalid metric name {name:?}"),
@@ -514,9 +522,18 @@ fn value_field(value: &Value) -> u64 {
     }
 }
 
-fn encode_metric(block: &str, value: &Value, raw: Option<&[u8]>) -> Vec<u8> {
+fn encode_metric(
+    block: &str,
+    value: &Value,
+    raw: Option<&[u8]>,
+    escaping: Option<Escaping>,
+) -> Vec<u8> {
     let mut m = Vec::with_capacity(64);
     for (name, v) in block_pairs(block) {
+        let name = match escaping {
+            Some(scheme) => names::output(name, scheme),
+            None => Cow::Borrowed(name),
+        };
         let mut pair = Vec::with_capacity(name.len() + v.len() + 4);
         put_bytes(&mut pair, 1, name.as_bytes());
         put_bytes(&mut pair, 2, v.as_bytes());
@@ -571,6 +588,7 @@ pub fn encode_family(
     help: Option<&str>,
     mtype: MetricType,
     metrics: &[EncodeMetric<'_>],
+    escaping: Option<Escaping>,
 ) {
     let mut f = Vec::with_capacity(64 + metrics.len() * 48);
     put_bytes(&mut f, 1, name.as_bytes());
@@ -579,7 +597,11 @@ pub fn encode_family(
     }
     put_uint(&mut f, 3, type_number(mtype));
     for (block, value, raw) in metrics {
-        put_bytes(&mut f, 4, &encode_metric(block, value, raw.as_deref()));
+        put_bytes(
+            &mut f,
+            4,
+            &encode_metric(block, value, raw.as_deref(), escaping),
+        );
     }
     put_varint(out, f.len() as u64);
     out.extend_from_slice(&f);
@@ -609,12 +631,12 @@ mod tests {
     #[test]
     fn a_later_family_replaces_an_earlier_one_and_its_defects() {
         let body = [family("x", b"\xff"), family("x", b"ok")].concat();
-        let d = decode_delimited(&body).unwrap();
+        let d = decode_delimited(&body, false).unwrap();
         assert!(d.invalid.is_empty(), "{:?}", d.invalid);
         assert_eq!(d.families.len(), 1);
         assert_eq!(d.families[0].metrics[0].labels[0].1, "ok");
         let bad = family("y", b"\xff");
-        assert_eq!(decode_delimited(&bad).unwrap().invalid.len(), 1);
+        assert_eq!(decode_delimited(&bad, false).unwrap().invalid.len(), 1);
     }
 
     #[test]
@@ -622,12 +644,15 @@ mod tests {
         let body: Vec<u8> = (0..50_000)
             .flat_map(|i| family(&format!("f{i}"), b"v"))
             .collect();
-        assert_eq!(decode_delimited(&body).unwrap().families.len(), 50_000);
+        assert_eq!(
+            decode_delimited(&body, false).unwrap().families.len(),
+            50_000
+        );
     }
 
     #[test]
     fn errors_name_the_byte_offset() {
-        let e = decode_delimited(&[0x05, 0x0a, 0x03, b'a', b'b'])
+        let e = decode_delimited(&[0x05, 0x0a, 0x03, b'a', b'b'], false)
             .err()
             .unwrap();
         assert_eq!(
@@ -635,7 +660,7 @@ mod tests {
             "protobuf parsing error at byte 1: unexpected EOF"
         );
         let bad_name = family("1x", b"v");
-        let e = decode_delimited(&bad_name).err().unwrap();
+        let e = decode_delimited(&bad_name, false).err().unwrap();
         assert_eq!(
             e.to_string(),
             "protobuf parsing error at byte 1: invalid metric name \"1x\""

@@ -5,6 +5,7 @@ use crate::compress;
 use crate::expose;
 use crate::grouping::{GroupingError, GroupingKey};
 use crate::metric::Series;
+use crate::names::Escaping;
 use crate::parse;
 use crate::proto;
 use crate::route::{self, Resolved, Route, RouteConfig};
@@ -46,9 +47,13 @@ fn media(s: &str) -> (&str, Vec<(&str, &str)>) {
 
 /// Whether the scrape should be delimited protobuf: the first `Accept` element, by
 /// falling quality, that names protobuf delimited `MetricFamily` or text 0.0.4 decides
-/// (the Go client's `expfmt.Negotiate`); anything else means text.
-fn wants_protobuf(accept: Option<&str>) -> bool {
-    let Some(accept) = accept else { return false };
+/// (the Go client's `expfmt.Negotiate`); anything else means text. Also the last known
+/// `escaping=` parameter among the elements looked at (upstream 1.11's negotiation).
+fn negotiate(accept: Option<&str>) -> (bool, Option<Escaping>) {
+    let mut escaping = None;
+    let Some(accept) = accept else {
+        return (false, None);
+    };
     let mut entries: Vec<(f64, &str)> = accept
         .split(',')
         .map(|e| {
@@ -62,19 +67,26 @@ fn wants_protobuf(accept: Option<&str>) -> bool {
         .collect();
     entries.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (_, e) in entries {
-        if is_protobuf(e) {
-            return true;
-        }
         let (m, params) = media(e);
+        if let Some(s) = params
+            .iter()
+            .find(|(k, _)| *k == "escaping")
+            .and_then(|(_, v)| Escaping::from_param(v))
+        {
+            escaping = Some(s);
+        }
+        if is_protobuf(e) {
+            return (true, escaping);
+        }
         let version = params
             .iter()
             .find(|(k, _)| *k == "version")
             .map(|(_, v)| *v);
         if m.eq_ignore_ascii_case("text/plain") && version.is_none_or(|v| v == "0.0.4") {
-            return false;
+            return (false, escaping);
         }
     }
-    false
+    (false, escaping)
 }
 
 /// Go gateway 1.5.1: gzip iff some `Accept-Encoding` element is `gzip` (q ignored).
@@ -178,6 +190,8 @@ fn cors_headers() -> Vec<(&'static str, String)> {
 pub struct Settings {
     pub routes: RouteConfig,
     pub disable_consistency_check: bool,
+    /// `--push.enable-utf8-names`.
+    pub utf8_names: bool,
     /// Flag name (without `--`) and value, for `/api/v1/status`.
     pub flags: Vec<(String, String)>,
 }
@@ -310,7 +324,10 @@ impl Service {
             } => self.push(&req, &job, job_base64, &rest),
             Route::Scrape => self.scrape(&req),
             Route::Healthy | Route::Ready => Response::text(200, "OK"),
-            Route::ApiMetrics => Response::json(api::metrics_json(&self.store.groups())),
+            Route::ApiMetrics => Response::json(api::metrics_json(
+                &self.store.groups(),
+                self.settings.utf8_names,
+            )),
             Route::ApiStatus => {
                 let build = vec![
                     ("branch", "HEAD".to_string()),
@@ -349,23 +366,34 @@ impl Service {
             selfmetrics::gather(&self.instruments),
             self.store.snapshot(),
         );
-        let protobuf = wants_protobuf(req.header("accept"));
+        let (protobuf, asked) = negotiate(req.header("accept"));
         let content_type = if protobuf {
             proto::CONTENT_TYPE
         } else {
             expose::TEXT_CONTENT_TYPE
         };
-        let mut headers = vec![("Content-Type", content_type.to_string())];
+        // With UTF-8 names on, names are escaped as asked (underscores by default) and
+        // the scheme is named in the Content-Type, as upstream 1.11 does; without, the
+        // answer is 1.5.1's.
+        let escaping = self
+            .settings
+            .utf8_names
+            .then(|| asked.unwrap_or(Escaping::Underscores));
+        let content_type = match escaping {
+            Some(s) => format!("{content_type}; escaping={}", s.as_str()),
+            None => content_type.to_string(),
+        };
+        let mut headers = vec![("Content-Type", content_type)];
         let gzip = accepts_gzip(req.header("accept-encoding"));
         let body = match (protobuf, gzip) {
-            (true, false) => Body::Protobuf(expose::protobuf(own, pushed)),
-            (false, false) => Body::Pieces(expose::text(own, pushed)),
+            (true, false) => Body::Protobuf(expose::protobuf(own, pushed, escaping)),
+            (false, false) => Body::Pieces(expose::text(own, pushed, escaping)),
             (true, true) => {
-                let mut stream = expose::protobuf(own, pushed);
+                let mut stream = expose::protobuf(own, pushed, escaping);
                 Body::Bytes(compress::gzip_from(|buf| stream.next_family(buf)))
             }
             (false, true) => {
-                let pieces = expose::text(own, pushed);
+                let pieces = expose::text(own, pushed, escaping);
                 Body::Bytes(compress::gzip_pieces(
                     pieces.iter().map(|p| p.lines().as_bytes()),
                 ))
@@ -383,7 +411,7 @@ impl Service {
 
     fn push(&self, req: &Request, job: &[u8], job_base64: bool, rest: &[u8]) -> Response {
         let now = SystemTime::now();
-        let key = match GroupingKey::parse(job, job_base64, rest) {
+        let key = match GroupingKey::parse(job, job_base64, rest, self.settings.utf8_names) {
             Ok(k) => k,
             // No group can have such a key, so there is nothing to delete (as in Go).
             Err(GroupingError::NotUtf8 { .. }) if req.method == "DELETE" => {
@@ -399,13 +427,13 @@ impl Service {
             return Response::empty(202);
         }
         let parsed = if req.header("content-type").is_some_and(is_protobuf) {
-            match proto::decode_delimited(&req.body) {
+            match proto::decode_delimited(&req.body, self.settings.utf8_names) {
                 Ok(d) if d.invalid.is_empty() => Ok(d.families),
                 Ok(d) => Err(self.store.refuse(&key, d.invalid, now)),
                 Err(e) => return Response::error(400, &e.to_string()),
             }
         } else {
-            match parse::parse_text(&req.body) {
+            match parse::parse_text_with(&req.body, self.settings.utf8_names) {
                 Ok(f) => Ok(f),
                 Err(e) => {
                     log::debug!(

@@ -5,9 +5,10 @@ use crate::expose;
 use crate::float;
 use crate::grouping::GroupingKey;
 use crate::metric::{self, FamilyView, Labels, Metric, MetricType, Series, Value, is_label_name};
+use crate::names;
 use crate::parse::ParsedFamily;
 use crate::selfmetrics::{self, own_family};
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -295,6 +296,8 @@ type Stripe = HashSet<Entry>;
 pub struct Store {
     stripes: Box<[RwLock<Stripe>]>,
     index: Mutex<Index>,
+    /// `--push.enable-utf8-names`: pushed names are valid if UTF-8, stored as `names` says.
+    utf8_names: bool,
 }
 
 impl Default for Store {
@@ -359,7 +362,14 @@ impl Store {
         Store {
             stripes: (0..STRIPES).map(|_| RwLock::new(HashSet::new())).collect(),
             index: Mutex::new(Index::default()),
+            utf8_names: false,
         }
+    }
+
+    /// A store that takes UTF-8 metric and label names (see `names`).
+    pub fn with_utf8_names(mut self, on: bool) -> Store {
+        self.utf8_names = on;
+        self
     }
 
     fn stripe(&self, key: &GroupingKey) -> &RwLock<Stripe> {
@@ -420,7 +430,7 @@ impl Store {
             return Err(PushError::Timestamps);
         }
         // Everything that depends on the push alone happens before taking the lock.
-        let (mut writes, pushed_failure, mut errors) = prepare(key, families);
+        let (mut writes, pushed_failure, mut errors) = prepare(key, families, self.utf8_names);
         writes.push(push_time(key, selfmetrics::unix_seconds(now)));
         let zero_failure = push_failure_time(key, 0.0);
         let mut index = self.lock_index();
@@ -440,7 +450,8 @@ impl Store {
         }
         let removed = removed_families(existing.as_deref(), &writes, mode);
         // Like the Go gateway, report every problem, not just the first kind found.
-        errors.extend(check(&index, existing.as_deref(), &removed, &writes));
+        let names = Names(self.utf8_names);
+        errors.extend(check(&index, existing.as_deref(), &removed, &writes, names));
         if !errors.is_empty() {
             self.record_failure_locked(&mut index, key, existing, now);
             return Err(PushError::Inconsistent(errors));
@@ -497,7 +508,15 @@ impl Store {
             writes.push(push_time(key, 0.0));
         }
         let removed = removed_families(existing.as_deref(), &writes, Mode::Add);
-        if check(index, existing.as_deref(), &removed, &writes).is_empty() {
+        if check(
+            index,
+            existing.as_deref(),
+            &removed,
+            &writes,
+            Names(self.utf8_names),
+        )
+        .is_empty()
+        {
             self.apply(index, key, existing, &removed, writes, now);
         }
     }
@@ -624,13 +643,23 @@ type Prepared = (Vec<Write>, Option<(Write, Vec<String>)>, Vec<String>);
 /// and label names validated, duplicates inside the push found. Returns the writes, a
 /// pushed `push_failure_time_seconds` family (kept aside: it only applies to existing
 /// groups) and the errors found.
-fn prepare(key: &GroupingKey, families: Vec<ParsedFamily<'_>>) -> Prepared {
+fn prepare(key: &GroupingKey, families: Vec<ParsedFamily<'_>>, utf8_names: bool) -> Prepared {
     let mut writes = Vec::with_capacity(families.len() + 2);
     let mut pushed_failure = None;
     let mut all_errors = Vec::new();
-    for f in families {
+    for mut f in families {
         if f.name == PUSH_TIME {
             continue; // always replaced by the gateway's own timestamp
+        }
+        if utf8_names {
+            f.name = Cow::Owned(names::store_form(&f.name, true).into_owned());
+            for m in &mut f.metrics {
+                for (n, _) in &mut m.labels {
+                    if let Cow::Owned(stored) = names::store_form(n, false) {
+                        *n = Cow::Owned(stored);
+                    }
+                }
+            }
         }
         let mut errors = Vec::new();
         let mut metrics: Vec<Series> = Vec::with_capacity(f.metrics.len());
@@ -658,9 +687,15 @@ fn prepare(key: &GroupingKey, families: Vec<ParsedFamily<'_>>) -> Prepared {
                 }
             }
             for (n, _) in &labels {
-                if !is_label_name(n) || n.starts_with("__") {
+                let (valid, shown) = if utf8_names {
+                    let real = names::decode(n);
+                    (!real.is_empty() && !real.starts_with("__"), real)
+                } else {
+                    (is_label_name(n) && !n.starts_with("__"), Cow::Borrowed(*n))
+                };
+                if !valid {
                     errors.push(format!(
-                        "{} has a label with an invalid name: {n}",
+                        "{} has a label with an invalid name: {shown}",
                         describe(&f.name, &series)
                     ));
                 }
@@ -701,11 +736,47 @@ fn prepare(key: &GroupingKey, families: Vec<ParsedFamily<'_>>) -> Prepared {
 /// Checks writes into group `existing` (whose `removed` families go away) against the rest
 /// of the store and the gateway's own families: same type per name, no name colliding with
 /// a summary's or histogram's series names, no series twice. Costs O(writes · log store).
+/// Name arithmetic for the suffix checks: with UTF-8 names on, `a.b` + `_count` is
+/// `a.b_count`, whose stored form is not the stored form of `a.b` with `_count` appended.
+#[derive(Clone, Copy)]
+struct Names(bool);
+
+impl Names {
+    fn strip(self, name: &str, suffix: &str) -> Option<String> {
+        if self.0 && names::is_encoded(name) {
+            let real = names::decode(name);
+            let base = real.strip_suffix(suffix).filter(|b| !b.is_empty())?;
+            return Some(names::store_form(base, true).into_owned());
+        }
+        name.strip_suffix(suffix)
+            .filter(|b| !b.is_empty())
+            .map(str::to_string)
+    }
+
+    fn append(self, name: &str, suffix: &str) -> String {
+        if self.0 && names::is_encoded(name) {
+            let real = format!("{}{suffix}", names::decode(name));
+            return names::store_form(&real, true).into_owned();
+        }
+        format!("{name}{suffix}")
+    }
+
+    /// A stored name as the pusher wrote it, for messages.
+    fn real(self, name: &str) -> Cow<'_, str> {
+        if self.0 {
+            names::decode(name)
+        } else {
+            Cow::Borrowed(name)
+        }
+    }
+}
+
 fn check(
     index: &Index,
     existing: Option<&Group>,
     removed: &[StoredFamily],
     writes: &[Write],
+    names: Names,
 ) -> Vec<String> {
     let gid = existing.map(|g| g.id);
     // Looked up once per written name: maps keep a push with many families linear.
@@ -758,15 +829,16 @@ fn check(
             }
         }
         for suffix in ["_count", "_sum", "_bucket"] {
-            let Some(base) = name.strip_suffix(suffix).filter(|b| !b.is_empty()) else {
+            let Some(base) = names.strip(name, suffix) else {
                 continue;
             };
-            match type_after(base) {
+            let (n, b) = (names.real(name), names.real(&base));
+            match type_after(&base) {
                 Some(MetricType::Summary) if suffix != "_bucket" => errors.push(format!(
-                    "collected metric named {name:?} collides with previously collected summary named {base:?}"
+                    "collected metric named {n:?} collides with previously collected summary named {b:?}"
                 )),
                 Some(MetricType::Histogram) => errors.push(format!(
-                    "collected metric named {name:?} collides with previously collected histogram named {base:?}"
+                    "collected metric named {n:?} collides with previously collected histogram named {b:?}"
                 )),
                 _ => {}
             }
@@ -777,8 +849,9 @@ fn check(
             _ => &[],
         };
         for s in suffixes {
-            let other = format!("{name}{s}");
+            let other = names.append(name, s);
             if type_after(&other).is_some() {
+                let (name, other) = (names.real(name), names.real(&other));
                 // client_golang words the `_bucket` case differently.
                 let what = if *s == "_bucket" {
                     "histogram"
@@ -801,7 +874,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn key(rest: &str) -> GroupingKey {
-        GroupingKey::parse(b"j", false, rest.as_bytes()).unwrap()
+        GroupingKey::parse(b"j", false, rest.as_bytes(), false).unwrap()
     }
 
     fn t(s: u64) -> SystemTime {
@@ -819,7 +892,7 @@ mod tests {
 
     /// The pushed families as text, without the two timestamp families.
     fn text(store: &Store) -> String {
-        let pieces = expose::text(Vec::new(), store.snapshot());
+        let pieces = expose::text(Vec::new(), store.snapshot(), None);
         let all: Vec<u8> = pieces.iter().flat_map(|p| p.lines().bytes()).collect();
         let all = String::from_utf8(all).unwrap();
         let mut out = String::new();
@@ -987,7 +1060,7 @@ mod tests {
         let s = Store::new();
         push(&s, "", "a 1\nb 1\n", Mode::Replace).unwrap();
         let stored = s.group(&key("")).unwrap().family("a").unwrap().metrics[0].clone();
-        let pieces = expose::text(Vec::new(), s.snapshot());
+        let pieces = expose::text(Vec::new(), s.snapshot(), None);
         let same = pieces
             .iter()
             .any(|p| std::ptr::eq(p.lines(), stored.lines()));
