@@ -38,6 +38,15 @@ struct RawArgs {
     /// allow UTF-8 metric and label names
     #[argh(switch)]
     push_enable_utf8_names: bool,
+    /// persistence file
+    #[argh(option, default = "String::new()")]
+    persistence_file: String,
+    /// minimum interval between writes of the persistence file
+    #[argh(option, default = "String::from(\"5m\")")]
+    persistence_interval: String,
+    /// when a push reaches the disk
+    #[argh(option, default = "String::from(\"interval\")")]
+    persistence_sync: String,
     /// log level
     #[argh(option, default = "String::from(\"info\")")]
     log_level: String,
@@ -109,6 +118,24 @@ const FLAGS: &[Flag] = &[
         help: "Answer pushes with 202 before the outcome is known, as the Go gateway does with this flag. Pushes are still checked (cheaply), so inconsistent data is never stored.",
     },
     Flag {
+        name: "persistence.file",
+        kind: Kind::Value,
+        default: "",
+        help: "File to persist metrics. If empty, metrics are only kept in memory.",
+    },
+    Flag {
+        name: "persistence.interval",
+        kind: Kind::Value,
+        default: "5m",
+        help: "The minimum interval at which to write out the persistence file.",
+    },
+    Flag {
+        name: "persistence.sync",
+        kind: Kind::Value,
+        default: "interval",
+        help: "interval: write the file at most once per --persistence.interval (as upstream; a crash loses what came after the last write). always: acknowledge a push, delete or wipe only once it is in an fsynced journal next to the file.",
+    },
+    Flag {
         name: "push.enable-utf8-names",
         kind: Kind::Switch,
         default: "false",
@@ -140,6 +167,10 @@ pub struct Config {
     pub enable_admin_api: bool,
     pub disable_consistency_check: bool,
     pub utf8_names: bool,
+    pub persistence_file: String,
+    pub persistence_interval: std::time::Duration,
+    /// `--persistence.sync=always`.
+    pub persistence_sync: bool,
     pub log_level: log::LevelFilter,
     pub log_json: bool,
 }
@@ -148,7 +179,7 @@ impl Config {
     /// Flag name and current value as strings, for `/api/v1/status`.
     pub fn flag_values(&self) -> Vec<(String, String)> {
         let b = |v: bool| v.to_string();
-        vec![
+        let all: Vec<(String, String)> = vec![
             ("web.listen-address".into(), self.listen_addresses.join(",")),
             ("web.telemetry-path".into(), self.telemetry_path.clone()),
             ("web.route-prefix".into(), self.route_prefix.clone()),
@@ -156,8 +187,11 @@ impl Config {
             ("web.local-assets".into(), self.local_assets.clone()),
             // The effective values of upstream flags whose features are not here yet, so
             // scripts reading /api/v1/status find every key the Go gateway reports.
-            ("persistence.file".into(), String::new()),
-            ("persistence.interval".into(), "5m0s".into()),
+            ("persistence.file".into(), self.persistence_file.clone()),
+            (
+                "persistence.interval".into(),
+                go_duration(self.persistence_interval),
+            ),
             ("web.config.file".into(), String::new()),
             ("web.systemd-socket".into(), "false".into()),
             ("web.enable-lifecycle".into(), b(self.enable_lifecycle)),
@@ -173,13 +207,95 @@ impl Config {
             // 1.5.1 has no such flag: its status keys stay exactly 1.5.1's unless it is on.
             ("push.enable-utf8-names".into(), b(self.utf8_names)),
             (
+                "persistence.sync".into(),
+                if self.persistence_sync {
+                    "always"
+                } else {
+                    "interval"
+                }
+                .into(),
+            ),
+            (
                 "log.format".into(),
                 if self.log_json { "json" } else { "logfmt" }.into(),
             ),
-        ]
-        .into_iter()
-        .filter(|(k, v)| k != "push.enable-utf8-names" || v == "true")
-        .collect()
+        ];
+        all.into_iter()
+            .filter(|(k, v)| match k.as_str() {
+                "push.enable-utf8-names" => v == "true",
+                "persistence.sync" => v != "interval",
+                _ => true,
+            })
+            .collect()
+    }
+}
+
+/// Parses a Go duration (`5m`, `1h30m`, `1.5s`, `300ms`, `0`), as kingpin does.
+pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
+    if s == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.is_empty() {
+        return None;
+    }
+    let mut nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        nanos += num * scale;
+    }
+    (nanos.is_finite() && nanos < u64::MAX as f64)
+        .then(|| std::time::Duration::from_nanos(nanos.round() as u64))
+}
+
+/// Formats a duration as Go's `time.Duration.String` does (`5m0s`, `1h0m0s`, `1.5s`).
+pub fn go_duration(d: std::time::Duration) -> String {
+    let n = d.as_nanos();
+    if n == 0 {
+        return "0s".into();
+    }
+    let frac = |v: u128, unit: u128, suffix: &str| {
+        let (whole, rem) = (v / unit, v % unit);
+        let mut s = whole.to_string();
+        if rem > 0 {
+            let digits = format!("{rem:0width$}", width = unit.ilog10() as usize);
+            s.push('.');
+            s.push_str(digits.trim_end_matches('0'));
+        }
+        s + suffix
+    };
+    if n < 1_000 {
+        return format!("{n}ns");
+    }
+    if n < 1_000_000 {
+        return frac(n, 1_000, "µs");
+    }
+    if n < 1_000_000_000 {
+        return frac(n, 1_000_000, "ms");
+    }
+    let secs = frac(n % 60_000_000_000, 1_000_000_000, "s");
+    let mins = n / 60_000_000_000;
+    match (mins / 60, mins % 60) {
+        (0, 0) => secs,
+        (0, m) => format!("{m}m{secs}"),
+        (h, m) => format!("{h}h{m}m{secs}"),
     }
 }
 
@@ -317,6 +433,22 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
         enable_admin_api: raw.web_enable_admin_api,
         disable_consistency_check: raw.push_disable_consistency_check,
         utf8_names: raw.push_enable_utf8_names,
+        persistence_interval: parse_go_duration(&raw.persistence_interval).ok_or_else(|| {
+            CliError(format!(
+                "invalid duration {:?} for flag '--persistence.interval'",
+                raw.persistence_interval
+            ))
+        })?,
+        persistence_sync: match raw.persistence_sync.as_str() {
+            "interval" => false,
+            "always" => true,
+            v => {
+                return Err(CliError(format!(
+                    "unrecognized value {v:?} for flag '--persistence.sync' (one of interval, always)"
+                )));
+            }
+        },
+        persistence_file: raw.persistence_file,
         log_level,
         log_json,
     }))
@@ -348,6 +480,20 @@ mod tests {
             Ok(Command::Run(c)) => Ok(c),
             Ok(other) => Err(format!("{other:?}")),
             Err(e) => Err(e.0),
+        }
+    }
+
+    #[test]
+    fn go_durations_parse_and_print_like_go() {
+        let d = |s: &str| parse_go_duration(s).map(go_duration);
+        assert_eq!(d("5m").as_deref(), Some("5m0s"));
+        assert_eq!(d("1h30m").as_deref(), Some("1h30m0s"));
+        assert_eq!(d("1.5s").as_deref(), Some("1.5s"));
+        assert_eq!(d("300ms").as_deref(), Some("300ms"));
+        assert_eq!(d("0").as_deref(), Some("0s"));
+        assert_eq!(d("90s").as_deref(), Some("1m30s"));
+        for bad in ["", "5", "5x", "m", "-1s"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
         }
     }
 

@@ -204,6 +204,11 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     gzip_pieces(std::iter::once(data))
 }
 
+/// CRC-32C (Castagnoli) of `data`: the checksum of persistence files and journal records.
+pub fn crc32c(data: &[u8]) -> u32 {
+    crc(&CRC32C, data)
+}
+
 fn masked_crc32c(data: &[u8]) -> u32 {
     let c = crc(&CRC32C, data);
     c.rotate_right(15).wrapping_add(0xa282_ead8)

@@ -157,12 +157,35 @@ impl GroupingKey {
         }
     }
 
-    /// A key from labels already valid; `job` must be present.
-    #[cfg(test)]
-    pub fn from_labels(mut labels: Vec<(String, String)>) -> GroupingKey {
-        labels.sort();
-        labels.dedup_by(|a, b| a.0 == b.0);
-        GroupingKey::pack(&labels)
+    /// A key from a label map (a persistence file's): `job` must be there and not empty,
+    /// names valid as in a push path; with `utf8_names` names are kept in stored form.
+    pub fn from_labels(
+        labels: Vec<(String, String)>,
+        utf8_names: bool,
+    ) -> Result<GroupingKey, GroupingError> {
+        let mut out = Vec::with_capacity(labels.len());
+        for (n, v) in labels {
+            let valid = if utf8_names {
+                !n.is_empty() && !n.starts_with("__")
+            } else {
+                is_label_name(&n) && !n.starts_with("__")
+            };
+            if !valid {
+                return Err(GroupingError::ImproperName(n));
+            }
+            let n = if utf8_names {
+                names::store_form(&n, false).into_owned()
+            } else {
+                n
+            };
+            out.push((n, v));
+        }
+        if !out.iter().any(|(n, v)| n == "job" && !v.is_empty()) {
+            return Err(GroupingError::JobRequired);
+        }
+        out.sort();
+        out.dedup_by(|a, b| a.0 == b.0);
+        Ok(GroupingKey::pack(&out))
     }
 
     /// The `(name, value)` pairs, sorted by name.
@@ -300,11 +323,12 @@ mod tests {
 
     #[test]
     fn id_orders_like_go() {
-        let a = GroupingKey::from_labels(pairs(&[("job", "a")]));
-        let ab = GroupingKey::from_labels(pairs(&[("job", "ab")]));
+        let a = GroupingKey::from_labels(pairs(&[("job", "a")]), false).unwrap();
+        let ab = GroupingKey::from_labels(pairs(&[("job", "ab")]), false).unwrap();
         // 0xFF sorts after every UTF-8 byte, so "a" + 0xFF... > "ab".
-        let a_i = GroupingKey::from_labels(pairs(&[("instance", "x"), ("job", "a")]));
-        assert!(a_i < a && ab < GroupingKey::from_labels(pairs(&[("job", "b")])));
+        let a_i =
+            GroupingKey::from_labels(pairs(&[("instance", "x"), ("job", "a")]), false).unwrap();
+        assert!(a_i < a && ab < GroupingKey::from_labels(pairs(&[("job", "b")]), false).unwrap());
         assert_eq!(a.id(), b"job\xffa");
     }
 }

@@ -181,7 +181,7 @@ async fn handle(req: &mut tide::Request<State>, guard: InFlight) -> tide::Result
     // big push, or one to decompress) runs on the blocking pool instead, so it cannot stall
     // the executor threads that serve every other connection. (Sending every request
     // there costs a thread hop per request and, through per-thread malloc arenas, memory.)
-    let response = if request.body.len() > 256 * 1024 {
+    let response = if request.body.len() > 256 * 1024 || service.may_block(&request) {
         task::spawn_blocking(move || service.handle(request)).await
     } else {
         service.handle(request)

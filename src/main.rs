@@ -6,16 +6,20 @@ mod cli;
 mod compress;
 mod expose;
 mod float;
+mod gob;
 mod grouping;
 mod http;
+mod journal;
 mod logger;
 mod metric;
 mod names;
 mod parse;
+mod persist;
 mod proto;
 mod route;
 mod selfmetrics;
 mod service;
+mod snapshot;
 mod store;
 
 use async_std::channel;
@@ -64,7 +68,28 @@ async fn run(config: cli::Config) -> i32 {
     let quit = Box::new(move || {
         let _ = tx.try_send("quit requested over HTTP");
     });
-    let service = Arc::new(service::Service::new(store, settings, quit));
+    let persister = if config.persistence_file.is_empty() {
+        None
+    } else {
+        let opts = persist::Options {
+            file: config.persistence_file.clone().into(),
+            interval: config.persistence_interval,
+            durable: config.persistence_sync,
+            utf8_names: config.utf8_names,
+        };
+        match persist::Persister::start(opts, store.clone()) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                log::error!(
+                    "cannot start persistence: file={} err=\"{e}\"",
+                    config.persistence_file
+                );
+                return 1;
+            }
+        }
+    };
+    let settle = persister.as_ref().and_then(|p| p.settle());
+    let service = Arc::new(service::Service::new(store, settings, quit).with_settle(settle));
     let listeners = match http::bind(&config.listen_addresses).await {
         Ok(l) => l,
         Err(e) => {
@@ -73,7 +98,7 @@ async fn run(config: cli::Config) -> i32 {
             return 1;
         }
     };
-    if let Err(e) = watch_signals(quit_tx) {
+    if let Err(e) = watch_signals(quit_tx, persister.clone()) {
         log::warn!("cannot watch termination signals: {e}");
     }
     let activity = Arc::new(http::Activity::default());
@@ -87,12 +112,21 @@ async fn run(config: cli::Config) -> i32 {
     let reason = quit_rx.recv().await.unwrap_or("shutdown");
     log::info!("{reason}, shutting down");
     activity.drain(Duration::from_secs(10)).await;
+    if let Some(p) = persister {
+        // The final write: off the executor, it may take a while on a slow disk.
+        async_std::task::spawn_blocking(move || p.shutdown()).await;
+    }
     log::info!("see you next time!");
     0
 }
 
-/// Forwards SIGTERM and SIGINT into the shutdown channel through a self-pipe.
-fn watch_signals(tx: channel::Sender<&'static str>) -> std::io::Result<()> {
+/// Forwards SIGTERM and SIGINT into the shutdown channel, and turns SIGHUP into an
+/// immediate write of the persistence file (the Go gateway dies on SIGHUP without
+/// writing; we keep serving), each through a self-pipe.
+fn watch_signals(
+    tx: channel::Sender<&'static str>,
+    persister: Option<Arc<persist::Persister>>,
+) -> std::io::Result<()> {
     let (read, write) = std::os::unix::net::UnixStream::pair()?;
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::low_level::pipe::register(sig, write.try_clone()?)?;
@@ -102,6 +136,21 @@ fn watch_signals(tx: channel::Sender<&'static str>) -> std::io::Result<()> {
         let mut byte = [0u8];
         if read.read(&mut byte).await.is_ok() {
             let _ = tx.send("received a termination signal").await;
+        }
+    });
+    let (hup_read, hup_write) = std::os::unix::net::UnixStream::pair()?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGHUP, hup_write)?;
+    let mut hup_read = UnixStream::from(hup_read);
+    async_std::task::spawn(async move {
+        let mut byte = [0u8];
+        while matches!(hup_read.read(&mut byte).await, Ok(1)) {
+            match &persister {
+                Some(p) => {
+                    log::info!("received SIGHUP, writing the persistence file");
+                    p.write_now();
+                }
+                None => log::info!("received SIGHUP; no persistence file to write"),
+            }
         }
     });
     Ok(())

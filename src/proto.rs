@@ -167,6 +167,18 @@ pub fn decode_delimited(body: &[u8], utf8_names: bool) -> Result<Decoded<'_>, De
     Ok(out)
 }
 
+/// Decodes one (not length-delimited) `MetricFamily` message, as the Go gateway's
+/// persistence file holds them; also the label values that are not UTF-8, if any.
+pub fn decode_message(
+    message: &[u8],
+    utf8_names: bool,
+) -> Result<(ParsedFamily<'_>, Vec<String>), DecodeError> {
+    let mut r = Reader::new(message, 0);
+    let mut invalid = Vec::new();
+    let family = decode_family(&mut r, &mut invalid, utf8_names)?;
+    Ok((family, invalid))
+}
+
 fn string<'a>(r: &mut Reader<'a>) -> Result<Result<&'a str, &'a [u8]>, DecodeError> {
     let len = r.varint()?;
     let len = usize::try_from(len).map_err(|_| r.err("length out of range"))?;
@@ -590,6 +602,19 @@ pub fn encode_family(
     metrics: &[EncodeMetric<'_>],
     escaping: Option<Escaping>,
 ) {
+    let f = encode_message(name, help, mtype, metrics, escaping);
+    put_varint(out, f.len() as u64);
+    out.extend_from_slice(&f);
+}
+
+/// One `MetricFamily` message, not length-delimited (see `encode_family`).
+pub fn encode_message(
+    name: &str,
+    help: Option<&str>,
+    mtype: MetricType,
+    metrics: &[EncodeMetric<'_>],
+    escaping: Option<Escaping>,
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(64 + metrics.len() * 48);
     put_bytes(&mut f, 1, name.as_bytes());
     if let Some(h) = help {
@@ -603,8 +628,7 @@ pub fn encode_family(
             &encode_metric(block, value, raw.as_deref(), escaping),
         );
     }
-    put_varint(out, f.len() as u64);
-    out.extend_from_slice(&f);
+    f
 }
 
 #[cfg(test)]

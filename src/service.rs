@@ -202,7 +202,11 @@ pub struct Service {
     start: SystemTime,
     quit: Box<dyn Fn() + Send + Sync>,
     instruments: Instruments,
+    settle: Option<Settle>,
 }
+
+/// Waits until store change number N is durable (persistence's durable mode).
+pub type Settle = Box<dyn Fn(u64) -> Result<(), String> + Send + Sync>;
 
 /// The `handler` label the Go gateway counts a route's requests under, if it counts them.
 fn handler_label(route: &Route, method: &str) -> Option<&'static str> {
@@ -245,6 +249,31 @@ impl Service {
             start: SystemTime::now(),
             quit,
             instruments: Instruments::default(),
+            settle: None,
+        }
+    }
+
+    /// Changes are answered only once `settle` says they are durable.
+    pub fn with_settle(mut self, settle: Option<Settle>) -> Service {
+        self.settle = settle;
+        self
+    }
+
+    /// Whether handling `req` may wait for the disk (so the HTTP layer should run it
+    /// where waiting does not hold up other requests).
+    pub fn may_block(&self, req: &Request) -> bool {
+        self.settle.is_some() && !matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+    }
+
+    /// `ok` once the changes made so far are durable; a 500 naming the problem if they
+    /// could not be made so (they are applied, and the next snapshot will hold them).
+    fn settled(&self, ok: Response) -> Response {
+        let Some(settle) = &self.settle else {
+            return ok;
+        };
+        match settle(self.store.seq()) {
+            Ok(()) => ok,
+            Err(e) => Response::error(500, &format!("applied, but not persisted: {e}")),
         }
     }
 
@@ -351,7 +380,7 @@ impl Service {
             },
             Route::Wipe => {
                 self.store.wipe();
-                Response::empty(202)
+                self.settled(Response::empty(202))
             }
             Route::Quit if self.settings.routes.enable_lifecycle => {
                 (self.quit)();
@@ -424,7 +453,7 @@ impl Service {
         };
         if req.method == "DELETE" {
             self.store.delete(&key);
-            return Response::empty(202);
+            return self.settled(Response::empty(202));
         }
         let parsed = if req.header("content-type").is_some_and(is_protobuf) {
             match proto::decode_delimited(&req.body, self.settings.utf8_names) {
@@ -457,12 +486,13 @@ impl Service {
                 req.remote.as_deref().unwrap_or("-")
             );
         }
-        match (result, self.settings.disable_consistency_check) {
+        let response = match (result, self.settings.disable_consistency_check) {
             // Without the check the Go gateway acknowledges before applying, so the
             // outcome never reaches the client.
             (_, true) => Response::empty(202),
             (Ok(()), false) => Response::empty(200),
             (Err(e), false) => Response::error(400, &e.to_string()),
-        }
+        };
+        self.settled(response)
     }
 }

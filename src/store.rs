@@ -281,7 +281,20 @@ impl FamilyIndex {
 struct Index {
     families: BTreeMap<Arc<str>, FamilyIndex>,
     next_group_id: u64,
+    /// Counts changes to the store (see `Store::seq`).
+    seq: u64,
 }
+
+/// One change to the store, as the persistence journal records it: the new state of a
+/// group, or its removal.
+pub enum Change {
+    Upsert(Arc<Group>),
+    Remove(GroupingKey),
+}
+
+/// Told of every change, with its sequence number, under the store's lock (so in order):
+/// it must only queue the change, never wait.
+pub type Observer = Box<dyn Fn(u64, Change) + Send + Sync>;
 
 /// What one write puts into a group: a family name and what it becomes.
 struct Write {
@@ -289,6 +302,8 @@ struct Write {
     help: Option<Arc<str>>,
     mtype: MetricType,
     metrics: Vec<Series>,
+    /// When it was pushed, if not now (a restored family).
+    at: Option<SystemTime>,
 }
 
 type Stripe = HashSet<Entry>;
@@ -298,6 +313,7 @@ pub struct Store {
     index: Mutex<Index>,
     /// `--push.enable-utf8-names`: pushed names are valid if UTF-8, stored as `names` says.
     utf8_names: bool,
+    observer: std::sync::OnceLock<Observer>,
 }
 
 impl Default for Store {
@@ -345,6 +361,7 @@ fn push_time(key: &GroupingKey, value: f64) -> Write {
         help: Some(PUSH_TIME_HELP.into()),
         mtype: MetricType::Gauge,
         metrics: vec![timestamp_gauge(key, PUSH_TIME, value)],
+        at: None,
     }
 }
 
@@ -354,6 +371,7 @@ fn push_failure_time(key: &GroupingKey, value: f64) -> Write {
         help: Some(PUSH_FAILURE_TIME_HELP.into()),
         mtype: MetricType::Gauge,
         metrics: vec![timestamp_gauge(key, PUSH_FAILURE_TIME, value)],
+        at: None,
     }
 }
 
@@ -363,7 +381,106 @@ impl Store {
             stripes: (0..STRIPES).map(|_| RwLock::new(HashSet::new())).collect(),
             index: Mutex::new(Index::default()),
             utf8_names: false,
+            observer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets the one observer of changes (persistence); later calls are ignored.
+    pub fn observe(&self, observer: Observer) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// The number of changes so far: a change made before this call has a number no
+    /// larger than what it returns.
+    pub fn seq(&self) -> u64 {
+        self.lock_index().seq
+    }
+
+    /// Continues numbering changes after `seq` (restored from a persistence file).
+    pub fn set_seq(&self, seq: u64) {
+        let mut index = self.lock_index();
+        index.seq = index.seq.max(seq);
+    }
+
+    /// Every group as of one instant, with the number of the last change it includes;
+    /// `at_cut` runs at that instant, under the lock (persistence rotates its journal
+    /// there). Costs a pointer copy per group: the groups are immutable.
+    pub fn cut(&self, at_cut: impl FnOnce(u64)) -> (u64, Vec<Arc<Group>>) {
+        let index = self.lock_index();
+        let groups = self.groups();
+        at_cut(index.seq);
+        (index.seq, groups)
+    }
+
+    fn changed(&self, index: &mut Index, change: Change) {
+        index.seq += 1;
+        if let Some(o) = self.observer.get() {
+            o(index.seq, change);
+        }
+    }
+
+    /// Sets group `key` to exactly `families` (each with its push time, the two timestamp
+    /// gauges included), as a persistence file or journal recorded it. Refused, changing
+    /// nothing, if it is inconsistent with itself or the rest of the store.
+    pub fn restore(
+        &self,
+        key: &GroupingKey,
+        families: Vec<(ParsedFamily<'_>, SystemTime)>,
+    ) -> Result<(), Vec<String>> {
+        let mut gauges = Vec::new();
+        let mut rest = Vec::new();
+        let mut times = HashMap::new();
+        for (f, at) in families {
+            let stored = if self.utf8_names {
+                names::store_form(&f.name, true)
+            } else {
+                Cow::Borrowed(&*f.name)
+            };
+            times.insert(stored.into_owned(), at);
+            if f.name == PUSH_TIME || f.name == PUSH_FAILURE_TIME {
+                gauges.push(f);
+            } else {
+                rest.push(f);
+            }
+        }
+        let (mut writes, _, mut errors) = prepare(key, rest, self.utf8_names);
+        for g in gauges {
+            let value = match g.metrics.first().map(|m| &m.value) {
+                Some(Value::Gauge(v) | Value::Untyped(v) | Value::Counter(v)) => *v,
+                _ => 0.0,
+            };
+            let mut w = if g.name == PUSH_TIME {
+                push_time(key, value)
+            } else {
+                push_failure_time(key, value)
+            };
+            w.at = times.get(&*g.name).copied();
+            writes.push(w);
+        }
+        for w in &mut writes {
+            if w.at.is_none() {
+                w.at = times.get(&*w.name).copied();
+            }
+        }
+        let mut index = self.lock_index();
+        let existing = self.group(key);
+        let removed: Vec<StoredFamily> = existing
+            .as_ref()
+            .map(|g| g.families.to_vec())
+            .unwrap_or_default();
+        errors.extend(check(
+            &index,
+            existing.as_deref(),
+            &removed,
+            &writes,
+            Names(self.utf8_names),
+        ));
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let now = SystemTime::now();
+        self.apply(&mut index, key, existing, &removed, writes, now);
+        Ok(())
     }
 
     /// A store that takes UTF-8 metric and label names (see `names`).
@@ -400,12 +517,14 @@ impl Store {
         all
     }
 
-    fn publish(&self, group: Group) {
+    fn publish(&self, group: Group) -> Arc<Group> {
         let mut stripe = self
             .stripe(&group.key)
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        stripe.replace(Entry(Arc::new(group)));
+        let group = Arc::new(group);
+        stripe.replace(Entry(group.clone()));
+        group
     }
 
     fn unpublish(&self, key: &GroupingKey) -> Option<Arc<Group>> {
@@ -474,6 +593,7 @@ impl Store {
             for fam in g.families.iter() {
                 unindex(&mut index, fam, &[]);
             }
+            self.changed(&mut index, Change::Remove(key.clone()));
         }
     }
 
@@ -572,15 +692,16 @@ impl Store {
             families.push(StoredFamily {
                 meta,
                 metrics: SeriesList::from(w.metrics),
-                pushed_at: nanos(now),
+                pushed_at: nanos(w.at.unwrap_or(now)),
             });
         }
         families.sort_by(|a, b| a.name().cmp(b.name()));
-        self.publish(Group {
+        let group = self.publish(Group {
             key: key.clone(),
             id,
             families: families.into(),
         });
+        self.changed(index, Change::Upsert(group));
     }
 
     /// Every pushed family merged across groups, sorted by name, with its series in
@@ -721,6 +842,7 @@ fn prepare(key: &GroupingKey, families: Vec<ParsedFamily<'_>>, utf8_names: bool)
             help: f.help.map(|h| Arc::from(&*h)),
             mtype: f.mtype,
             metrics,
+            at: None,
         };
         // A pushed failure family only counts where it is kept (see `Store::push`).
         if f.name == PUSH_FAILURE_TIME {

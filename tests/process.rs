@@ -22,7 +22,12 @@ fn bad_flags_exit_nonzero_with_one_line_naming_them() {
         (&["--log.format", "xml"][..], "--log.format"),
         (&["--web.listen-address"][..], "--web.listen-address"),
         (&["--web.listen-address=9091"][..], "--web.listen-address"),
-        (&["--persistence.file=/tmp/x"][..], "--persistence.file"),
+        (
+            &["--persistence.interval=soon"][..],
+            "--persistence.interval",
+        ),
+        (&["--persistence.sync=never"][..], "--persistence.sync"),
+        (&["--web.config.file=/tmp/x"][..], "--web.config.file"),
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -45,6 +50,9 @@ fn help_documents_every_flag_and_version_prints() {
         "--[no-]push.disable-consistency-check",
         "--log.level=info",
         "--log.format=logfmt",
+        "--persistence.file=",
+        "--persistence.interval=5m",
+        "--persistence.sync=interval",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
