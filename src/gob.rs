@@ -272,16 +272,19 @@ pub fn decode_map(buf: &[u8], mut entry: impl FnMut(Value, Value)) -> Result<usi
     let mut r = Reader { buf, pos: 0 };
     loop {
         let len = r.uint()? as usize;
-        let end = r.pos.checked_add(len).filter(|&e| e <= buf.len());
-        let Some(end) = end else {
-            return r.err(format!("message of {len} bytes runs past the end"));
-        };
+        // A cut-off message is still read as far as it goes, so that a truncated file
+        // gives up the entries before the cut.
+        let whole = r.pos.checked_add(len).filter(|&e| e <= buf.len());
+        let end = whole.unwrap_or(buf.len());
         let mut m = Reader {
             buf: &buf[..end],
             pos: r.pos,
         };
         let id = m.int()?;
         if id < 0 {
+            if whole.is_none() {
+                return m.err(format!("message of {len} bytes runs past the end"));
+            }
             let wire = wire_type(&mut m)?;
             types.insert(-id, wire);
             r.pos = end;
@@ -299,6 +302,9 @@ pub fn decode_map(buf: &[u8], mut entry: impl FnMut(Value, Value)) -> Result<usi
             let k = d.value(&mut m, key, 0)?;
             let v = d.value(&mut m, elem, 0)?;
             entry(k, v);
+        }
+        if whole.is_none() {
+            return m.err(format!("message of {len} bytes runs past the end"));
         }
         return Ok(end);
     }

@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A response as a client sees it.
@@ -30,6 +31,8 @@ impl Response {
 pub struct Gateway {
     child: Child,
     pub port: u16,
+    log: Arc<Mutex<String>>,
+    drain: Option<std::thread::JoinHandle<()>>,
 }
 
 pub fn free_port() -> u16 {
@@ -51,14 +54,25 @@ impl Gateway {
             .expect("spawn the pushgateway binary");
         let stderr = child.stderr.take().expect("stderr is piped");
         let mut lines = BufReader::new(stderr).lines();
+        let log = Arc::new(Mutex::new(String::new()));
+        let keep = |line: &str| {
+            let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
+            l.push_str(line);
+            l.push('\n');
+        };
         let port = loop {
             let line = match lines.next() {
                 Some(Ok(l)) => l,
                 _ => {
                     let _ = child.kill();
-                    panic!("gateway exited before it listened: {:?}", child.wait());
+                    panic!(
+                        "gateway exited before it listened: {:?}\n{}",
+                        child.wait(),
+                        log.lock().unwrap_or_else(|e| e.into_inner())
+                    );
                 }
             };
+            keep(&line);
             if let Some(addr) = line.split("listening on address=").nth(1) {
                 // logfmt ends the value at the line's end, JSON at the closing quote.
                 let addr = addr.split(['"', ' ']).next().unwrap_or(addr);
@@ -72,8 +86,20 @@ impl Gateway {
             }
         };
         // Keep draining the log so the gateway never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let mut gw = Gateway { child, port };
+        let sink = log.clone();
+        let drain = std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut l = sink.lock().unwrap_or_else(|e| e.into_inner());
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut gw = Gateway {
+            child,
+            port,
+            log,
+            drain: Some(drain),
+        };
         gw.wait_ready();
         gw
     }
@@ -130,15 +156,33 @@ impl Gateway {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.stop("TERM").0
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`...) and waits for the exit status and the whole log.
+    pub fn stop(mut self, signal: &str) -> (std::process::ExitStatus, String) {
+        self.signal(signal);
+        let status = self.child.wait().expect("wait for the gateway");
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
+        let log = self.log();
+        (status, log)
+    }
+
+    /// Sends `signal` without waiting.
+    pub fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
         Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{signal}"), &pid])
             .status()
             .expect("run kill");
-        let status = self.child.wait().expect("wait for the gateway");
-        std::mem::forget(self);
-        status
+    }
+
+    /// What the gateway has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

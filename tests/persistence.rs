@@ -1,0 +1,285 @@
+//! Persistence against the real binaries: a file the Go gateway 1.5.1 wrote loads with
+//! everything; the file we write loads in the Go gateway; restarts keep everything;
+//! damaged files give the documented results; the write schedule, SIGHUP and `/-/quit`.
+
+mod common;
+
+use common::{Gateway, free_port, try_request};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GO_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/go-1.5.1.data");
+const GO_METRICS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/go-1.5.1.metrics"
+);
+const GO_API: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/go-1.5.1.api.json"
+);
+const GO_GATEWAY: &str = "/usr/bin/prometheus-pushgateway";
+
+/// A fresh directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("pgw-test-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create a temp dir");
+        TempDir(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn file_arg(p: &Path) -> String {
+    format!("--persistence.file={}", p.display())
+}
+
+/// The pushed families of a scrape, byte for byte: the gateway's own families dropped.
+fn pushed(text: &str) -> String {
+    let own = |l: &str| {
+        let name = l
+            .strip_prefix("# HELP ")
+            .or_else(|| l.strip_prefix("# TYPE "))
+            .unwrap_or(l);
+        ["go_", "process_", "pushgateway_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+    };
+    text.lines()
+        .filter(|l| !own(l))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// `/api/v1/metrics` with its groups in a fixed order (the Go gateway's order is random).
+fn normalized_api(json: &str) -> String {
+    let mut child = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import json,sys; d=json.load(sys.stdin); \
+             d['data'].sort(key=lambda g: json.dumps(g['labels'], sort_keys=True)); \
+             print(json.dumps(d, sort_keys=True, indent=1))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 (make test installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(json.as_bytes())
+        .expect("write json");
+    let out = child.wait_with_output().expect("python3 output");
+    assert!(out.status.success(), "not JSON: {json}");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// The Go gateway serving `file` on a free port, killed when dropped.
+struct GoGateway {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GoGateway {
+    fn start(file: &Path) -> GoGateway {
+        let port = free_port();
+        let child = Command::new(GO_GATEWAY)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(file_arg(file))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the Go gateway (make test installs prometheus-pushgateway)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while try_request(port, "GET", "/-/ready", &[], b"").is_err() {
+            assert!(Instant::now() < deadline, "Go gateway not ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        GoGateway { child, port }
+    }
+    fn get(&self, path: &str) -> String {
+        let r = try_request(self.port, "GET", path, &[], b"").expect("Go gateway answers");
+        String::from_utf8_lossy(&r.body).into_owned()
+    }
+}
+
+impl Drop for GoGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_go_gateway_file_loads_whole_and_round_trips_back_to_go() {
+    let dir = TempDir::new("go-file");
+    let file = dir.path("pushgateway.data");
+    fs::copy(GO_DATA, &file).expect("copy the fixture");
+    let go_metrics = fs::read_to_string(GO_METRICS).expect("fixture");
+    let go_api = fs::read_to_string(GO_API).expect("fixture");
+
+    // Every group, family, HELP, TYPE, label, value and push time, as Go served them.
+    let gw = Gateway::start(&[&file_arg(&file)]);
+    assert_eq!(pushed(&gw.get("/metrics").text()), pushed(&go_metrics));
+    assert_eq!(
+        normalized_api(&gw.get("/api/v1/metrics").text()),
+        normalized_api(&go_api)
+    );
+    let (status, log) = gw.stop("TERM");
+    assert_eq!(status.code(), Some(0));
+    assert!(!log.contains("level=error"), "{log}");
+    assert!(log.contains("metrics persisted"), "{log}");
+
+    // The file we wrote at shutdown: the Go gateway serves the same from it.
+    let go = GoGateway::start(&file);
+    assert_eq!(pushed(&go.get("/metrics")), pushed(&go_metrics));
+    assert_eq!(
+        normalized_api(&go.get("/api/v1/metrics")),
+        normalized_api(&go_api)
+    );
+}
+
+#[test]
+fn a_restart_keeps_everything_and_changes_are_written_on_schedule() {
+    let dir = TempDir::new("restart");
+    let file = dir.path("p.data");
+    let gw = Gateway::start(&[&file_arg(&file), "--persistence.interval=100ms"]);
+    assert!(!file.exists(), "nothing is written before a change");
+    let body = "# HELP m Help.\n# TYPE m gauge\nm{a=\"1\"} 1\n# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 2\ns_count 3\n";
+    assert_eq!(gw.put("/metrics/job/a/instance/i", body).status, 200);
+    assert_eq!(gw.put("/metrics/job/b", "c 7\n").status, 200);
+    assert_eq!(gw.delete("/metrics/job/b").status, 202);
+    // Written without a shutdown, one interval after the start at the latest.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fs::read(&file).is_ok_and(|b| b.windows(2).any(|w| w == b"s\x12")) {
+        assert!(Instant::now() < deadline, "the change was never written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = pushed(&gw.get("/metrics").text());
+    let api_before = gw.get("/api/v1/metrics").text();
+    assert_eq!(gw.terminate().code(), Some(0));
+    let gw = Gateway::start(&[&file_arg(&file)]);
+    assert_eq!(pushed(&gw.get("/metrics").text()), before);
+    assert_eq!(gw.get("/api/v1/metrics").text(), api_before);
+    assert!(!before.contains("job=\"b\""));
+    // No temporary file is left behind.
+    let names: Vec<String> = fs::read_dir(&dir.0)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["p.data".to_string()]);
+}
+
+#[test]
+fn sighup_and_quit_write_the_file() {
+    let dir = TempDir::new("hup");
+    let file = dir.path("p.data");
+    let gw = Gateway::start(&[&file_arg(&file), "--web.enable-lifecycle"]);
+    assert_eq!(gw.put("/metrics/job/hup", "m 1\n").status, 200);
+    gw.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "SIGHUP did not write the file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Still serving after SIGHUP.
+    assert_eq!(gw.put("/metrics/job/quit", "m 2\n").status, 200);
+    assert_eq!(gw.post("/-/quit", "").status, 200);
+    let (status, _) = gw.stop("CONT");
+    assert_eq!(status.code(), Some(0));
+    let gw = Gateway::start(&[&file_arg(&file)]);
+    let text = pushed(&gw.get("/metrics").text());
+    assert!(text.contains("m{instance=\"\",job=\"hup\"} 1\n"), "{text}");
+    assert!(text.contains("m{instance=\"\",job=\"quit\"} 2\n"), "{text}");
+}
+
+/// Starts on `file`, returns the log and the pushed part of /metrics, then pushes a group
+/// and stops, so that a good file is written.
+fn start_on(file: &Path) -> (String, String) {
+    let gw = Gateway::start(&[&file_arg(file)]);
+    let text = pushed(&gw.get("/metrics").text());
+    assert_eq!(gw.put("/metrics/job/after", "after 1\n").status, 200);
+    let (status, log) = gw.stop("TERM");
+    assert_eq!(status.code(), Some(0));
+    (log, text)
+}
+
+#[test]
+fn damaged_files_give_the_documented_results() {
+    let dir = TempDir::new("damage");
+    let good = dir.path("good.data");
+    fs::copy(GO_DATA, &good).expect("copy the fixture");
+    // Our own file of the fixture's groups (it has the checksum trailer).
+    start_on(&good);
+    let bytes = fs::read(&good).expect("read");
+
+    // Missing: an empty store, no error.
+    let missing = dir.path("missing.data");
+    let (log, text) = start_on(&missing);
+    assert!(!log.contains("level=error"), "{log}");
+    assert_eq!(text, "");
+
+    for (name, damaged) in [
+        ("truncated", bytes[..bytes.len() / 2].to_vec()),
+        ("flipped", {
+            let mut b = bytes.clone();
+            let at = b.len() / 2;
+            b[at] ^= 0x01;
+            b
+        }),
+        ("empty", Vec::new()),
+    ] {
+        let file = dir.path(&format!("{name}.data"));
+        fs::write(&file, &damaged).expect("write");
+        let (log, text) = start_on(&file);
+        // One clear line naming the file and what is wrong.
+        let line = log
+            .lines()
+            .find(|l| l.contains("could not load persisted metrics"))
+            .unwrap_or_else(|| panic!("{name}: no error logged:\n{log}"));
+        assert!(line.contains(&file.display().to_string()), "{line}");
+        let why = match name {
+            "truncated" => "truncated or corrupt",
+            "flipped" => "checksum mismatch",
+            _ => "empty",
+        };
+        assert!(line.contains(why), "{name}: {line}");
+        if name == "truncated" {
+            // The groups before the damage are kept.
+            assert!(text.contains("push_time_seconds{"), "{text}");
+        }
+        // The bad file was kept aside, and replaced by a good one.
+        let mut copy = file.clone().into_os_string();
+        copy.push(".corrupt");
+        assert_eq!(fs::read(&copy).expect("the bad copy"), damaged, "{name}");
+        let (log, text) = start_on(&file);
+        assert!(!log.contains("level=error"), "{name}: {log}");
+        assert!(
+            text.contains("after{instance=\"\",job=\"after\"} 1"),
+            "{text}"
+        );
+    }
+
+    // Unreadable (a directory where the file should be; root reads any file): the error
+    // is logged at start and at each write, and the daemon serves on.
+    let unreadable = dir.path("unreadable.data");
+    fs::create_dir(&unreadable).expect("mkdir");
+    let (log, text) = start_on(&unreadable);
+    assert!(log.contains("could not load persisted metrics"), "{log}");
+    assert!(log.contains("error persisting metrics"), "{log}");
+    assert_eq!(text, "");
+}
