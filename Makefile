@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/pushgateway
 
-.PHONY: run build release test test-deps lint unit bench conformance clean
+.PHONY: run build release test test-deps lint unit bench crash conformance clean
 
 run: release
 	./$(BIN)
@@ -37,6 +37,11 @@ test: test-deps lint unit
 BENCH_ARGS ?=
 bench: release
 	python3 tests/bench/bench.py $(BENCH_ARGS)
+
+# The durable mode against kill -9, many times over (make test runs 3 rounds).
+PGW_CRASH_ROUNDS ?= 25
+crash:
+	PGW_CRASH_ROUNDS=$(PGW_CRASH_ROUNDS) $(CARGO) test --test crash -- --nocapture
 
 # Cross-check against the Go gateway's recorded answers (needs ../shared, not part of the repo).
 conformance: release

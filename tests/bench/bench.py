@@ -10,6 +10,10 @@ the same run on the same machine:
   round 2 (store):      push latency at 0 stored groups, time to load G groups,
                         push latency at G groups, scrape time/size (plain and
                         gzip) and RSS at G groups.
+  round 3 (persist):    wrk PUT throughput again with a persistence file written
+                        every second (--persistence.interval=1s), and for rust
+                        also in durable mode (--persistence.sync=always: every
+                        push acknowledged only once fsynced in the journal).
 
 Only the Python 3 standard library and the `wrk` binary are needed.  Progress
 goes to stderr; the table goes to stdout; `--json FILE` writes all figures.
@@ -133,18 +137,20 @@ def read_rss_kib(pid):
 class Server:
     """One server under test, described by a command template containing {port}."""
 
-    def __init__(self, name, template):
+    def __init__(self, name, template, variants=None):
         self.name = name
         self.template = template
+        # Persistence variants for round 3: figure key -> template with {port} and {file}.
+        self.variants = variants or {}
         self.binary = shutil.which(shlex.split(template)[0])
         self.proc = None
         self.port = None
         self.log_file = None
 
-    def start(self):
+    def start(self, file=None):
         """Start the server on a free port and wait until it reports ready."""
         self.port = free_port()
-        argv = shlex.split(self.template.format(port=self.port))
+        argv = shlex.split(self.template.format(port=self.port, file=file))
         self.log_file = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             argv,
@@ -403,6 +409,21 @@ def round_idle_wrk(server, figures, cfg):
     log(f"{server.name}: wrk {figures['wrk']['req_per_s']:.0f} req/s")
 
 
+def round_persist_wrk(server, figures, cfg):
+    """Round 3: wrk push throughput with persistence on, per variant of the server."""
+    for key, template in server.variants.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            variant = Server(f"{server.name} ({key})", template)
+            try:
+                variant.start(file=os.path.join(tmp, "pushgateway.data"))
+                load_groups(variant, WRK_GROUPS, cfg.load_threads, cfg.timeout, prefix="w")
+                log(f"{variant.name}: wrk for {cfg.wrk_duration} s")
+                figures[key] = run_wrk(variant, cfg.wrk_duration)
+                log(f"{variant.name}: wrk {figures[key]['req_per_s']:.0f} req/s")
+            finally:
+                variant.stop()
+
+
 def round_store(server, figures, cfg):
     """Round 2 on a fresh server: push latency, load time, scrapes and RSS as the store grows."""
     log(f"{server.name}: {cfg.probes} latency probes at 0 groups")
@@ -427,7 +448,8 @@ def run_round(server, round_fn, figures, cfg):
     An error is recorded in figures["errors"] so the other servers still get measured.
     """
     try:
-        server.start()
+        if round_fn is not round_persist_wrk:
+            server.start()
         round_fn(server, figures, cfg)
     except (OSError, RuntimeError, ValueError, http.client.HTTPException,
             subprocess.CalledProcessError) as exc:
@@ -502,6 +524,13 @@ def table_rows(groups):
         (f"wrk PUT throughput, {WRK_GROUPS:,} groups (req/s)", path_getter("wrk", "req_per_s"), "rate"),
         ("wrk non-2xx responses", path_getter("wrk", "non_2xx"), "count"),
         ("wrk socket errors", path_getter("wrk", "socket_errors"), "count"),
+        ("wrk PUT throughput, persistence every 1 s (req/s)",
+         path_getter("wrk_persist", "req_per_s"), "rate"),
+        ("wrk PUT throughput, durable: fsync before ack (req/s)",
+         path_getter("wrk_durable", "req_per_s"), "rate"),
+        ("wrk non-2xx responses with persistence",
+         lambda f: sum(f[k]["non_2xx"] for k in ("wrk_persist", "wrk_durable") if k in f)
+         if any(k in f for k in ("wrk_persist", "wrk_durable")) else None, "count"),
     ]
 
 
@@ -594,12 +623,19 @@ def parse_args(argv):
 
 def select_servers(args):
     """Build the ordered server list from defaults, --server and --only; note skipped ones."""
-    templates = {
-        "go": f"{shlex.quote(args.go_bin)} --web.listen-address=127.0.0.1:{{port}} --persistence.file=",
-        "rust": f"{shlex.quote(args.rust_bin)} --web.listen-address=127.0.0.1:{{port}}",
+    go = f"{shlex.quote(args.go_bin)} --web.listen-address=127.0.0.1:{{port}}"
+    rust = f"{shlex.quote(args.rust_bin)} --web.listen-address=127.0.0.1:{{port}}"
+    persist = " --persistence.file={file} --persistence.interval=1s"
+    templates = {"go": f"{go} --persistence.file=", "rust": rust}
+    variants = {
+        "go": {"wrk_persist": go + persist},
+        "rust": {"wrk_persist": rust + persist,
+                 "wrk_durable": rust + persist + " --persistence.sync=always"},
     }
+    custom = set()
     for spec in args.server:
         name, sep, template = spec.partition("=")
+        custom.add(name)
         if not sep or "{port}" not in template:
             sys.exit(f"bench: --server needs NAME='CMD ... {{port}} ...', got {spec!r}")
         templates[name] = template
@@ -611,7 +647,7 @@ def select_servers(args):
     for name, template in templates.items():
         if wanted and name not in wanted:
             continue
-        server = Server(name, template)
+        server = Server(name, template, variants.get(name) if name not in custom else None)
         if server.binary is None:
             notes.append(f"skipped {name}: {shlex.split(template)[0]} is not an executable "
                          f"(for rust, run `cargo build --release`)")
@@ -642,7 +678,7 @@ def main(argv):
         }
     interrupted = False
     try:
-        for round_fn in (round_idle_wrk, round_store):
+        for round_fn in (round_idle_wrk, round_store, round_persist_wrk):
             for server in servers:
                 log(f"{server.name}: {round_fn.__name__}")
                 run_round(server, round_fn, results[server.name], args)
