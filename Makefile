@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/pushgateway
 
-.PHONY: run build release test test-deps lint unit bench crash conformance clean
+.PHONY: run build release test check test-deps lint unit bench crash conformance dist dist-deps deb-test clean
 
 run: release
 	./$(BIN)
@@ -31,7 +31,11 @@ lint:
 unit:
 	$(CARGO) test
 
-test: test-deps lint unit
+# Every test: lint, unit and integration tests, then the packages end to end.
+test: check deb-test
+
+# The quick loop: everything but the packages.
+check: test-deps lint unit
 
 # Side-by-side with the Go gateway when it is installed (apt-get install prometheus-pushgateway wrk).
 BENCH_ARGS ?=
@@ -47,5 +51,35 @@ crash:
 conformance: release
 	./tests/conformance.sh
 
+# Static release binaries (musl: smallest binary and RSS, no glibc to match; see
+# packaging/README.md for the measurement) and .deb packages, into dist/.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+DEB_VERSION := $(VERSION)-1
+AMD64 := target/x86_64-unknown-linux-musl/release/pushgateway
+ARM64 := target/aarch64-unknown-linux-musl/release/pushgateway
+
+dist-deps:
+	@rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1 || \
+		rustup target list --installed | grep -q aarch64-unknown-linux-musl
+	@for t in lintian debootstrap qemu-aarch64-static update-binfmts systemd-nspawn curl; do \
+		command -v $$t >/dev/null 2>&1 || missing=1; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends lintian debootstrap qemu-user-static binfmt-support systemd-container curl >/dev/null; fi
+
+dist: dist-deps
+	$(CARGO) build --release --target x86_64-unknown-linux-musl
+	$(CARGO) build --release --target aarch64-unknown-linux-musl
+	rm -rf dist && mkdir -p dist
+	cp $(AMD64) dist/pushgateway-$(VERSION)-linux-amd64
+	cp $(ARM64) dist/pushgateway-$(VERSION)-linux-arm64
+	packaging/build-deb.sh amd64 $(AMD64) $(DEB_VERSION) dist
+	packaging/build-deb.sh arm64 $(ARM64) $(DEB_VERSION) dist $(AMD64)
+	@ls -l dist
+
+# The packages installed and run on Debian bullseye (glibc 2.31, as Ubuntu 20.04).
+deb-test: dist
+	packaging/deb-test.sh dist
+
 clean:
 	$(CARGO) clean
+	rm -rf dist
