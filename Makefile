@@ -14,13 +14,14 @@ release:
 	$(CARGO) build --release
 
 # What the tests need on a fresh Debian machine: a real Prometheus to scrape us, the
-# official Python client to push, and the Go gateway to read the persistence files we
-# write. Installed only when missing.
+# official Python client to push, the Go gateway to read the persistence files we
+# write, and headless Chromium with chromedriver for the web UI. Installed only when
+# missing.
 test-deps:
 	@if ! command -v prometheus >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null \
-			|| [ ! -x /usr/bin/prometheus-pushgateway ]; then \
+			|| [ ! -x /usr/bin/prometheus-pushgateway ] || [ ! -x /usr/bin/chromedriver ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			prometheus python3-prometheus-client prometheus-pushgateway >/dev/null; \
+			prometheus python3-prometheus-client prometheus-pushgateway chromium chromium-driver >/dev/null; \
 	fi
 	@rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

@@ -201,42 +201,47 @@ pub fn metrics_json(groups: &[std::sync::Arc<Group>], utf8: bool) -> String {
         if i > 0 {
             out.push(',');
         }
-        // A family named `labels` or `last_push_successful` takes that key, as in Go.
-        let mut entries: Vec<(Cow<'_, str>, String)> = Vec::with_capacity(g.families.len() + 2);
-        let mut labels = String::new();
-        write_labels(&mut labels, g.key.labels(), utf8);
-        entries.push(("labels".into(), labels));
-        entries.push((
-            "last_push_successful".into(),
-            g.last_push_successful().to_string(),
-        ));
-        for f in g.families.iter() {
-            let mut s = String::new();
-            write_family(&mut s, f, utf8);
-            let name = if utf8 {
-                names::decode(f.name())
-            } else {
-                Cow::Borrowed(f.name())
-            };
-            match entries.iter_mut().find(|(k, _)| *k == name) {
-                Some(e) => e.1 = s,
-                None => entries.push((name, s)),
-            }
-        }
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        out.push('{');
-        for (j, (k, v)) in entries.iter().enumerate() {
-            if j > 0 {
-                out.push(',');
-            }
-            write_str(&mut out, k);
-            out.push(':');
-            out.push_str(v);
-        }
-        out.push('}');
+        write_group(&mut out, g, utf8);
     }
     out.push_str("]}");
     out
+}
+
+/// One group as `/api/v1/metrics` lists it.
+pub fn write_group(out: &mut String, g: &Group, utf8: bool) {
+    // A family named `labels` or `last_push_successful` takes that key, as in Go.
+    let mut entries: Vec<(Cow<'_, str>, String)> = Vec::with_capacity(g.families.len() + 2);
+    let mut labels = String::new();
+    write_labels(&mut labels, g.key.labels(), utf8);
+    entries.push(("labels".into(), labels));
+    entries.push((
+        "last_push_successful".into(),
+        g.last_push_successful().to_string(),
+    ));
+    for f in g.families.iter() {
+        let mut s = String::new();
+        write_family(&mut s, f, utf8);
+        let name = if utf8 {
+            names::decode(f.name())
+        } else {
+            Cow::Borrowed(f.name())
+        };
+        match entries.iter_mut().find(|(k, _)| *k == name) {
+            Some(e) => e.1 = s,
+            None => entries.push((name, s)),
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    out.push('{');
+    for (j, (k, v)) in entries.iter().enumerate() {
+        if j > 0 {
+            out.push(',');
+        }
+        write_str(out, k);
+        out.push(':');
+        out.push_str(v);
+    }
+    out.push('}');
 }
 
 /// A JSON object of strings, keys sorted as Go marshals a map.

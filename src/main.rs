@@ -21,6 +21,7 @@ mod selfmetrics;
 mod service;
 mod snapshot;
 mod store;
+mod ui;
 
 use async_std::channel;
 use async_std::io::ReadExt;

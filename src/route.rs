@@ -19,6 +19,16 @@ pub enum Route {
     ApiOptions,
     Wipe,
     Quit,
+    /// The web UI's page (`/` and `/status`).
+    Ui,
+    /// The UI's list of groups.
+    UiGroups,
+    /// The UI's view of one group, named as in a push path.
+    UiGroup {
+        job: Vec<u8>,
+        job_base64: bool,
+        rest: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +261,31 @@ fn resolve_exact(method: &str, path: &[u8], cfg: &RouteConfig) -> Option<Resolve
             "OPTIONS, POST, PUT",
             &[("PUT", Route::Quit), ("POST", Route::Quit)],
         ),
+        b"/" | b"/status" => for_methods(method, GET_ALLOW, &[("GET", Route::Ui)]),
+        b"/ui/groups" => for_methods(method, GET_ALLOW, &[("GET", Route::UiGroups)]),
+        p if p.starts_with(b"/ui/group/") => {
+            // The group is named as in a push path: reuse that grammar.
+            let as_push = [&b"/metrics/"[..], &p[b"/ui/group/".len()..]].concat();
+            match resolve_push("PUT", &as_push)? {
+                Resolved::Route(Route::Push {
+                    job,
+                    job_base64,
+                    rest,
+                }) => for_methods(
+                    method,
+                    GET_ALLOW,
+                    &[(
+                        "GET",
+                        Route::UiGroup {
+                            job,
+                            job_base64,
+                            rest,
+                        },
+                    )],
+                ),
+                _ => return None,
+            }
+        }
         b"/api/v1" => Resolved::Redirect {
             status: 301,
             location: format!("{}/api/v1/", cfg.prefix),

@@ -11,6 +11,7 @@ use crate::proto;
 use crate::route::{self, Resolved, Route, RouteConfig};
 use crate::selfmetrics::{self, Instruments};
 use crate::store::{Mode, Store};
+use crate::ui;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -220,6 +221,8 @@ fn handler_label(route: &Route, method: &str) -> Option<&'static str> {
         Route::ApiOptions => "api/v1/options",
         Route::Wipe => "wipe",
         Route::Scrape | Route::Quit => return None,
+        Route::Ui => "status",
+        Route::UiGroups | Route::UiGroup { .. } => return None,
     })
 }
 
@@ -387,6 +390,29 @@ impl Service {
                 Response::text(200, "Requesting termination... Goodbye!")
             }
             Route::Quit => Response::error(403, "Lifecycle API is not enabled."),
+            Route::Ui => Response {
+                status: 200,
+                headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
+                body: Body::Bytes(ui::PAGE.as_bytes().to_vec()),
+            },
+            Route::UiGroups => Response::json(ui::groups_json(
+                &self.store.groups(),
+                self.settings.utf8_names,
+            )),
+            Route::UiGroup {
+                job,
+                job_base64,
+                rest,
+            } => {
+                let utf8 = self.settings.utf8_names;
+                let group = GroupingKey::parse(&job, job_base64, &rest, utf8)
+                    .ok()
+                    .and_then(|k| self.store.group(&k));
+                match group {
+                    Some(g) => Response::json(ui::group_json(&g, utf8)),
+                    None => Response::error(404, "no such group"),
+                }
+            }
         }
     }
 
