@@ -33,7 +33,7 @@ mkdir -p "$stage/usr/share/man/man1"
     "$help_binary" --help | sed -n '/^Flags:/,$p' | tail -n +2 | while IFS= read -r line; do
         case "$line" in
             "      --"*|"  -h"*) printf '.TP\n.B %s\n' "$(echo "$line" | sed 's/^ *//; s/-/\\-/g')" ;;
-            *) echo "$line" | sed 's/^ *//; s/^\./\\\&./' ;;
+            *) echo "$line" | sed "s/^ *//; s/^\([.']\)/\\\\\&\1/" ;;
         esac
     done
     printf '.SH FILES\n.TP\n/etc/default/pushgateway\nflags of the service\n'

@@ -158,7 +158,10 @@ fn fields<'a>(
         if delta == 0 {
             return Ok(());
         }
-        field += delta as i64;
+        field = match i64::try_from(delta).ok().and_then(|d| field.checked_add(d)) {
+            Some(f) => f,
+            None => return r.err("field number out of range"),
+        };
         if !(0..1024).contains(&field) {
             return r.err(format!("field number {field} out of range"));
         }
@@ -281,6 +284,9 @@ pub fn decode_map(buf: &[u8], mut entry: impl FnMut(Value, Value)) -> Result<usi
             pos: r.pos,
         };
         let id = m.int()?;
+        if id == i64::MIN {
+            return m.err("invalid type id");
+        }
         if id < 0 {
             if whole.is_none() {
                 return m.err(format!("message of {len} bytes runs past the end"));

@@ -37,8 +37,9 @@ struct Queue {
     items: Vec<Item>,
     /// Every change up to this number is on disk.
     durable: u64,
-    /// The last batch that could not be written: its change numbers and why.
-    failed: Option<(u64, u64, String)>,
+    /// Batches that could not be written: their change numbers and why (until a snapshot
+    /// on disk holds those changes).
+    failed: Vec<(u64, u64, String)>,
     shutdown: bool,
 }
 
@@ -213,10 +214,14 @@ pub fn replay(base: &Path, after: u64, mut each: impl FnMut(u64, Record)) -> (u6
             })();
             let Some((seq, rec)) = record else {
                 problems.push(format!(
-                    "{}: torn or damaged record at byte {at}, {} bytes ignored",
+                    "{}: torn or damaged record at byte {at}, {} bytes cut off",
                     path.display(),
                     data.len() - at
                 ));
+                // Cut it off, so that records appended later are not stuck behind it.
+                if let Ok(f) = OpenOptions::new().write(true).open(&path) {
+                    let _ = f.set_len(at as u64).and_then(|()| f.sync_all());
+                }
                 break;
             };
             if seq > after {
@@ -259,7 +264,7 @@ impl Journal {
         let runner = j.clone();
         let handle = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || runner.run(file))?;
+            .spawn(move || runner.run(file, generation))?;
         *j.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         Ok(j)
     }
@@ -285,16 +290,20 @@ impl Journal {
         self.enqueue(Item::Compact(seq));
     }
 
-    /// Waits until change `seq` is on disk; an error if its batch could not be written.
-    pub fn wait(&self, seq: u64) -> Result<(), String> {
+    /// Waits until the changes numbered `after + 1 ..= upto` are on disk; an error if one
+    /// of them could not be written. (A request knows the change number before and after
+    /// its change, so it may wait for others' changes too: never for less than its own.)
+    pub fn wait(&self, after: u64, upto: u64) -> Result<(), String> {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some((lo, hi, e)) = &q.failed
-                && (*lo..=*hi).contains(&seq)
-            {
-                return Err(e.clone());
-            }
-            if q.durable >= seq {
+            if q.durable >= upto {
+                if let Some((_, _, e)) = q
+                    .failed
+                    .iter()
+                    .find(|(lo, hi, _)| *lo <= upto && *hi > after)
+                {
+                    return Err(e.clone());
+                }
                 return Ok(());
             }
             if q.shutdown && q.items.is_empty() {
@@ -317,7 +326,7 @@ impl Journal {
         }
     }
 
-    fn run(&self, mut file: File) {
+    fn run(&self, mut file: File, mut current: u64) {
         let mut buf = Vec::new();
         loop {
             let items = {
@@ -347,16 +356,20 @@ impl Journal {
                             file.write_all(&buf)?;
                             file.sync_data()?;
                             file = open_file(&self.base, generation)?;
+                            current = generation;
                             Ok(())
                         });
                         buf.clear();
                     }
                     Item::Compact(generation) => {
+                        // Never the file being written, even if a rotation failed.
                         for (n, path) in files(&self.base) {
-                            if n < generation {
+                            if n < generation && n != current {
                                 let _ = fs::remove_file(path);
                             }
                         }
+                        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                        q.failed.retain(|(_, hi, _)| *hi > generation);
                     }
                 }
             }
@@ -364,15 +377,28 @@ impl Journal {
                 file.write_all(&buf)?;
                 file.sync_data()
             });
+            if let Err(e) = &result {
+                log::error!("could not write the persistence journal: {e}");
+                // The file may now end in a partial record: later records go to a new
+                // file, so that replay reaches them. (These changes wait for the snapshot.)
+                let next = current.max(hi);
+                match open_file(&self.base, next) {
+                    Ok(f) if next != current => {
+                        file = f;
+                        current = next;
+                    }
+                    Ok(_) => {}
+                    Err(e) => log::error!("could not start a new journal file: {e}"),
+                }
+            }
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             match result {
                 Ok(()) if hi > 0 => q.durable = q.durable.max(hi),
                 Ok(()) => {}
                 Err(e) => {
-                    log::error!("could not write the persistence journal: {e}");
                     if hi > 0 {
-                        q.failed = Some((lo, hi, format!("could not write the journal: {e}")));
-                        // Later batches may succeed; these changes wait for the snapshot.
+                        q.failed
+                            .push((lo, hi, format!("could not write the journal: {e}")));
                         q.durable = q.durable.max(hi);
                     }
                 }
@@ -403,7 +429,7 @@ mod tests {
         let fams = parse_text(b"m 1\n").unwrap();
         store.push(&key, fams, Mode::Replace, UNIX_EPOCH).unwrap();
         store.delete(&key);
-        j.wait(store.seq()).unwrap();
+        j.wait(0, store.seq()).unwrap();
         j.shutdown();
         let mut got = Vec::new();
         let (last, problems) = replay(&base, 0, |seq, r| got.push((seq, r)));

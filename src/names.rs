@@ -223,7 +223,12 @@ pub fn rewrite_lines(family: &str, lines: &str, extra: bool, scheme: Escaping) -
             continue;
         };
         let suffix = line[..end].strip_prefix(family).unwrap_or("");
-        let name = spell(&format!("{family_out}{suffix}"), scheme).into_owned();
+        // Upstream escapes the family's name, then the text writer appends the suffix
+        // (`a.b` with dots: `a_dot_b_sum`); only a quoted name holds the suffix inside.
+        let name = match scheme {
+            Escaping::AllowUtf8 => format!("{family_out}{suffix}"),
+            _ => format!("{}{suffix}", spell(&family_out, scheme)),
+        };
         let (content, rest) = if b[end] == b'{' {
             match line.rfind('}') {
                 Some(close) if close > end => (&line[end + 1..close], &line[close + 1..]),
@@ -341,6 +346,15 @@ mod tests {
         assert_eq!(
             rewrite_lines("U__a_2e_b", "U__a_2e_b 1\n", false, Escaping::AllowUtf8),
             "{\"a.b\"} 1\n"
+        );
+        // The suffix follows the escaped family name, as upstream writes it.
+        assert_eq!(
+            rewrite_lines("U__a_2e_b", lines, false, Escaping::Dots),
+            "a_dot_b_sum{job=\"j\",x_dot_y=\"1\"} 2\n"
+        );
+        assert_eq!(
+            rewrite_lines("U__a_2e_b", lines, false, Escaping::Values),
+            "U__a_2e_b_sum{job=\"j\",U__x_2e_y=\"1\"} 2\n"
         );
     }
 }

@@ -85,7 +85,9 @@ fn load(store: &Store, opts: &Options) -> (u64, bool) {
         }
     };
     let mut last = seq;
-    if opts.durable {
+    // Also without the durable mode: journal files left by a run in that mode hold
+    // acknowledged changes (they are removed after the next write of the file).
+    if opts.durable || !journal::files(path).is_empty() {
         let (l, problems) = journal::replay(path, seq, |_, rec| match rec {
             Record::Upsert(g) => restore(g),
             Record::Remove(labels) => {
@@ -133,8 +135,16 @@ impl Shared {
             // The unreadable file may still hold something of value: keep it aside.
             let copy = corrupt_copy(path);
             let _ = fs::remove_file(&copy);
-            if fs::hard_link(path, &copy).is_ok() || !path.exists() {
+            if fs::hard_link(path, &copy).is_ok()
+                || fs::copy(path, &copy).is_ok()
+                || !path.is_file()
+            {
                 *keep_bad = false;
+            } else {
+                log::warn!(
+                    "could not keep a copy of the unreadable file: file={}",
+                    copy.display()
+                );
             }
         }
         match snapshot::write_atomically(path, &bytes) {
@@ -146,8 +156,14 @@ impl Shared {
                     bytes.len(),
                     started.elapsed()
                 );
-                if let Some(j) = &self.journal {
-                    j.compact(seq);
+                match &self.journal {
+                    Some(j) => j.compact(seq),
+                    // Left by a run in the durable mode, replayed at start, now redundant.
+                    None => {
+                        for (_, f) in journal::files(path) {
+                            let _ = fs::remove_file(f);
+                        }
+                    }
                 }
             }
             Err(e) => log::error!(
@@ -233,7 +249,7 @@ impl Persister {
     /// In durable mode, what waits for a change to reach the disk.
     pub fn settle(&self) -> Option<crate::service::Settle> {
         let j = self.shared.journal.clone()?;
-        Some(Box::new(move |seq| j.wait(seq)))
+        Some(Box::new(move |after, upto| j.wait(after, upto)))
     }
 
     /// Writes the file as soon as possible (SIGHUP).

@@ -206,8 +206,9 @@ pub struct Service {
     settle: Option<Settle>,
 }
 
-/// Waits until store change number N is durable (persistence's durable mode).
-pub type Settle = Box<dyn Fn(u64) -> Result<(), String> + Send + Sync>;
+/// Waits until the store changes numbered after A up to B are durable (persistence's
+/// durable mode).
+pub type Settle = Box<dyn Fn(u64, u64) -> Result<(), String> + Send + Sync>;
 
 /// The `handler` label the Go gateway counts a route's requests under, if it counts them.
 fn handler_label(route: &Route, method: &str) -> Option<&'static str> {
@@ -268,13 +269,14 @@ impl Service {
         self.settle.is_some() && !matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS")
     }
 
-    /// `ok` once the changes made so far are durable; a 500 naming the problem if they
-    /// could not be made so (they are applied, and the next snapshot will hold them).
-    fn settled(&self, ok: Response) -> Response {
+    /// `ok` once the changes made since change `before` are durable; a 500 naming the
+    /// problem if they could not be made so (they are applied, and the next snapshot will
+    /// hold them).
+    fn settled(&self, before: u64, ok: Response) -> Response {
         let Some(settle) = &self.settle else {
             return ok;
         };
-        match settle(self.store.seq()) {
+        match settle(before, self.store.seq()) {
             Ok(()) => ok,
             Err(e) => Response::error(500, &format!("applied, but not persisted: {e}")),
         }
@@ -382,8 +384,13 @@ impl Service {
                 body: Body::Empty,
             },
             Route::Wipe => {
+                let before = if self.settle.is_some() {
+                    self.store.seq()
+                } else {
+                    0
+                };
                 self.store.wipe();
-                self.settled(Response::empty(202))
+                self.settled(before, Response::empty(202))
             }
             Route::Quit if self.settings.routes.enable_lifecycle => {
                 (self.quit)();
@@ -477,9 +484,15 @@ impl Service {
                 return Response::error(400, &e.to_string());
             }
         };
+        // Only read in durable mode: the number of the last change before this one.
+        let before = if self.settle.is_some() {
+            self.store.seq()
+        } else {
+            0
+        };
         if req.method == "DELETE" {
             self.store.delete(&key);
-            return self.settled(Response::empty(202));
+            return self.settled(before, Response::empty(202));
         }
         let parsed = if req.header("content-type").is_some_and(is_protobuf) {
             match proto::decode_delimited(&req.body, self.settings.utf8_names) {
@@ -519,6 +532,6 @@ impl Service {
             (Ok(()), false) => Response::empty(200),
             (Err(e), false) => Response::error(400, &e.to_string()),
         };
-        self.settled(response)
+        self.settled(before, response)
     }
 }

@@ -134,7 +134,7 @@ fn parse_time(b: &[u8]) -> Option<SystemTime> {
     if b.len() != len {
         return None;
     }
-    let secs = i64::from_be_bytes(b[1..9].try_into().ok()?) - UNIX_TO_YEAR_ONE;
+    let secs = i64::from_be_bytes(b[1..9].try_into().ok()?).checked_sub(UNIX_TO_YEAR_ONE)?;
     let nanos = i32::from_be_bytes(b[9..13].try_into().ok()?);
     if !(0..1_000_000_000).contains(&nanos) {
         return None;
