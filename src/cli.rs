@@ -47,6 +47,36 @@ struct RawArgs {
     /// when a push reaches the disk
     #[argh(option, default = "String::from(\"interval\")")]
     persistence_sync: String,
+    /// use sockets from systemd
+    #[argh(switch)]
+    web_systemd_socket: bool,
+    /// open connections
+    #[argh(option, default = "String::from(\"4096\")")]
+    web_max_connections: String,
+    /// request head bytes
+    #[argh(option, default = "String::from(\"1MB\")")]
+    web_max_header_bytes: String,
+    /// time to send a head
+    #[argh(option, default = "String::from(\"30s\")")]
+    web_read_header_timeout: String,
+    /// time to send a body
+    #[argh(option, default = "String::from(\"2m\")")]
+    web_read_body_timeout: String,
+    /// keep-alive idle time
+    #[argh(option, default = "String::from(\"5m\")")]
+    web_idle_timeout: String,
+    /// body bytes as sent
+    #[argh(option, default = "String::from(\"16MB\")")]
+    push_max_body_bytes: String,
+    /// body bytes once decompressed
+    #[argh(option, default = "String::from(\"64MB\")")]
+    push_max_decompressed_bytes: String,
+    /// series per push
+    #[argh(option, default = "String::from(\"100000\")")]
+    push_max_series: String,
+    /// error lines per answer
+    #[argh(option, default = "String::from(\"20\")")]
+    push_max_error_lines: String,
     /// log level
     #[argh(option, default = "String::from(\"info\")")]
     log_level: String,
@@ -98,6 +128,66 @@ const FLAGS: &[Flag] = &[
         kind: Kind::Value,
         default: "",
         help: "Accepted for Debian's prometheus-pushgateway unit files and ignored: the web UI is built in.",
+    },
+    Flag {
+        name: "web.systemd-socket",
+        kind: Kind::Switch,
+        default: "false",
+        help: "Use systemd socket activation listeners (LISTEN_FDS) instead of port listeners; --web.listen-address is then ignored.",
+    },
+    Flag {
+        name: "web.max-connections",
+        kind: Kind::Value,
+        default: "4096",
+        help: "Maximum number of open connections across all listeners (capped further by the descriptor limit). Beyond it, the connection that has waited longest without a request in flight is closed to make room; if every one is answering a request, the new one gets a 503.",
+    },
+    Flag {
+        name: "web.max-header-bytes",
+        kind: Kind::Value,
+        default: "1MB",
+        help: "Maximum size of a request head (request line and headers), as Go's MaxHeaderBytes; beyond it, 431.",
+    },
+    Flag {
+        name: "web.read-header-timeout",
+        kind: Kind::Value,
+        default: "30s",
+        help: "Maximum time from the first byte of a request head to its end; then the connection is closed.",
+    },
+    Flag {
+        name: "web.read-body-timeout",
+        kind: Kind::Value,
+        default: "2m",
+        help: "Maximum time to receive a request body once its head is read; then 408 and the connection is closed.",
+    },
+    Flag {
+        name: "web.idle-timeout",
+        kind: Kind::Value,
+        default: "5m",
+        help: "Maximum time a keep-alive connection waits for its next request; then it is closed.",
+    },
+    Flag {
+        name: "push.max-body-bytes",
+        kind: Kind::Value,
+        default: "16MB",
+        help: "Maximum size of a request body as sent (checked on Content-Length before reading, and while reading); beyond it, 413.",
+    },
+    Flag {
+        name: "push.max-decompressed-bytes",
+        kind: Kind::Value,
+        default: "64MB",
+        help: "Maximum size of a gzip or snappy request body once decompressed; beyond it, 413.",
+    },
+    Flag {
+        name: "push.max-series",
+        kind: Kind::Value,
+        default: "100000",
+        help: "Maximum number of series (sample lines, or protobuf metrics) in one push; beyond it, 400 and nothing is stored.",
+    },
+    Flag {
+        name: "push.max-error-lines",
+        kind: Kind::Value,
+        default: "20",
+        help: "Maximum number of errors listed in the answer to a refused push (the rest are counted).",
     },
     Flag {
         name: "web.enable-lifecycle",
@@ -173,6 +263,16 @@ pub struct Config {
     pub persistence_sync: bool,
     pub log_level: log::LevelFilter,
     pub log_json: bool,
+    pub systemd_socket: bool,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub read_header_timeout: std::time::Duration,
+    pub read_body_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
+    pub max_series: usize,
+    pub max_error_lines: usize,
 }
 
 impl Config {
@@ -193,7 +293,7 @@ impl Config {
                 go_duration(self.persistence_interval),
             ),
             ("web.config.file".into(), String::new()),
-            ("web.systemd-socket".into(), "false".into()),
+            ("web.systemd-socket".into(), b(self.systemd_socket)),
             ("web.enable-lifecycle".into(), b(self.enable_lifecycle)),
             ("web.enable-admin-api".into(), b(self.enable_admin_api)),
             (
@@ -219,11 +319,59 @@ impl Config {
                 "log.format".into(),
                 if self.log_json { "json" } else { "logfmt" }.into(),
             ),
+            (
+                "web.max-connections".into(),
+                self.max_connections.to_string(),
+            ),
+            (
+                "web.max-header-bytes".into(),
+                format_bytes(self.max_header_bytes),
+            ),
+            (
+                "web.read-header-timeout".into(),
+                go_duration(self.read_header_timeout),
+            ),
+            (
+                "web.read-body-timeout".into(),
+                go_duration(self.read_body_timeout),
+            ),
+            ("web.idle-timeout".into(), go_duration(self.idle_timeout)),
+            (
+                "push.max-body-bytes".into(),
+                format_bytes(self.max_body_bytes),
+            ),
+            (
+                "push.max-decompressed-bytes".into(),
+                format_bytes(self.max_decompressed_bytes),
+            ),
+            ("push.max-series".into(), self.max_series.to_string()),
+            (
+                "push.max-error-lines".into(),
+                self.max_error_lines.to_string(),
+            ),
         ];
+        // Flags 1.5.1 does not have are reported only when set away from their default,
+        // so that the status of a default run has exactly 1.5.1's keys.
+        let default = |k: &str| {
+            lookup(k).map(|f| match f.kind {
+                Kind::Value if k.ends_with("-bytes") => parse_bytes(f.default).map(format_bytes),
+                Kind::Value if k.contains("timeout") => {
+                    parse_go_duration(f.default).map(go_duration)
+                }
+                _ => Some(f.default.to_string()),
+            })
+        };
         all.into_iter()
             .filter(|(k, v)| match k.as_str() {
                 "push.enable-utf8-names" => v == "true",
                 "persistence.sync" => v != "interval",
+                k if k.starts_with("web.max-")
+                    || k.starts_with("push.max-")
+                    || k.starts_with("web.read-")
+                    || k == "web.idle-timeout" =>
+                {
+                    default(k).flatten().as_deref() != Some(v.as_str())
+                }
                 _ => true,
             })
             .collect()
@@ -265,6 +413,33 @@ pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
         .then(|| std::time::Duration::from_nanos(nanos.round() as u64))
 }
 
+/// Parses a size in bytes as kingpin's `Base2Bytes` does: a number with an optional unit
+/// (`B`, `KB`, `MB`, `GB`, `TB`, each 1024 times the last; `KiB`... too).
+pub fn parse_bytes(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..digits].parse().ok()?;
+    let shift = match &s[digits..] {
+        "" | "B" => 0,
+        "KB" | "KiB" | "K" => 10,
+        "MB" | "MiB" | "M" => 20,
+        "GB" | "GiB" | "G" => 30,
+        "TB" | "TiB" | "T" => 40,
+        _ => return None,
+    };
+    usize::try_from(n.checked_mul(1u64 << shift)?).ok()
+}
+
+/// Formats a size as kingpin's `Base2Bytes` does: the largest unit that divides it.
+pub fn format_bytes(n: usize) -> String {
+    for (shift, unit) in [(40, "TB"), (30, "GB"), (20, "MB"), (10, "KB")] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
+}
+
 /// Formats a duration as Go's `time.Duration.String` does (`5m0s`, `1h0m0s`, `1.5s`).
 pub fn go_duration(d: std::time::Duration) -> String {
     let n = d.as_nanos();
@@ -302,7 +477,7 @@ pub fn go_duration(d: std::time::Duration) -> String {
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Command {
-    Run(Config),
+    Run(Box<Config>),
     Help,
     Version,
 }
@@ -423,7 +598,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     if !telemetry_path.starts_with('/') {
         telemetry_path.insert(0, '/'); // as Go's path.Join does
     }
-    Ok(Command::Run(Config {
+    Ok(Command::Run(Box::new(Config {
         listen_addresses: listen,
         telemetry_path,
         route_prefix: raw.web_route_prefix,
@@ -451,7 +626,49 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
         persistence_file: raw.persistence_file,
         log_level,
         log_json,
-    }))
+        systemd_socket: raw.web_systemd_socket,
+        max_connections: count(&raw.web_max_connections, "web.max-connections")?,
+        max_header_bytes: bytes(&raw.web_max_header_bytes, "web.max-header-bytes")?,
+        read_header_timeout: duration(&raw.web_read_header_timeout, "web.read-header-timeout")?,
+        read_body_timeout: duration(&raw.web_read_body_timeout, "web.read-body-timeout")?,
+        idle_timeout: duration(&raw.web_idle_timeout, "web.idle-timeout")?,
+        max_body_bytes: bytes(&raw.push_max_body_bytes, "push.max-body-bytes")?,
+        max_decompressed_bytes: bytes(
+            &raw.push_max_decompressed_bytes,
+            "push.max-decompressed-bytes",
+        )?,
+        max_series: count(&raw.push_max_series, "push.max-series")?,
+        max_error_lines: count(&raw.push_max_error_lines, "push.max-error-lines")?,
+    })))
+}
+
+/// A positive whole number for flag `name`.
+fn count(v: &str, name: &str) -> Result<usize, CliError> {
+    v.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+        CliError(format!(
+            "invalid number {v:?} for flag '--{name}' (want a whole number above 0)"
+        ))
+    })
+}
+
+/// A positive size for flag `name`.
+fn bytes(v: &str, name: &str) -> Result<usize, CliError> {
+    parse_bytes(v).filter(|&n| n > 0).ok_or_else(|| {
+        CliError(format!(
+            "invalid size {v:?} for flag '--{name}' (want bytes, e.g. 512KB, 16MB)"
+        ))
+    })
+}
+
+/// A positive Go duration for flag `name`.
+fn duration(v: &str, name: &str) -> Result<std::time::Duration, CliError> {
+    parse_go_duration(v)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            CliError(format!(
+                "invalid duration {v:?} for flag '--{name}' (want e.g. 30s, 2m)"
+            ))
+        })
 }
 
 /// The `--help` text: every flag with its default.
@@ -477,7 +694,7 @@ mod tests {
     fn run(args: &[&str]) -> Result<Config, String> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         match parse(&args) {
-            Ok(Command::Run(c)) => Ok(c),
+            Ok(Command::Run(c)) => Ok(*c),
             Ok(other) => Err(format!("{other:?}")),
             Err(e) => Err(e.0),
         }
@@ -494,6 +711,45 @@ mod tests {
         assert_eq!(d("90s").as_deref(), Some("1m30s"));
         for bad in ["", "5", "5x", "m", "-1s"] {
             assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_read_and_print_like_kingpin() {
+        assert_eq!(parse_bytes("1MB"), Some(1 << 20));
+        assert_eq!(parse_bytes("512KB"), Some(512 << 10));
+        assert_eq!(parse_bytes("16MiB"), Some(16 << 20));
+        assert_eq!(parse_bytes("1000"), Some(1000));
+        for bad in ["", "MB", "1XB", "-1", "1.5MB"] {
+            assert_eq!(parse_bytes(bad), None, "{bad}");
+        }
+        assert_eq!(format_bytes(1 << 20), "1MB");
+        assert_eq!(format_bytes(1500), "1500B");
+        assert_eq!(format_bytes(3 << 10), "3KB");
+    }
+
+    #[test]
+    fn limits_have_defaults_and_refuse_nonsense() {
+        let c = run(&[]).unwrap();
+        assert_eq!(c.max_header_bytes, 1 << 20);
+        assert_eq!(c.max_body_bytes, 16 << 20);
+        assert_eq!(c.max_series, 100_000);
+        assert_eq!(c.read_header_timeout, std::time::Duration::from_secs(30));
+        // A default run reports exactly 1.5.1's status keys.
+        assert!(!c.flag_values().iter().any(|(k, _)| k.contains("max-")));
+        let c = run(&["--push.max-body-bytes=1KB", "--web.idle-timeout=10s"]).unwrap();
+        assert_eq!(c.max_body_bytes, 1024);
+        let keys: Vec<_> = c.flag_values().into_iter().collect();
+        assert!(keys.contains(&("push.max-body-bytes".into(), "1KB".into())));
+        assert!(keys.contains(&("web.idle-timeout".into(), "10s".into())));
+        for bad in [
+            "--web.max-connections=0",
+            "--push.max-series=lots",
+            "--web.max-header-bytes=1XB",
+            "--web.read-body-timeout=0",
+        ] {
+            let e = run(&[bad]).unwrap_err();
+            assert!(e.contains(bad.split('=').next().unwrap()), "{e}");
         }
     }
 

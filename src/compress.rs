@@ -49,7 +49,14 @@ fn le32(b: &[u8]) -> u32 {
 }
 
 fn too_big(limit: usize) -> String {
-    format!("decompressed body exceeds {limit} bytes")
+    format!("{TOO_BIG} {limit} bytes")
+}
+
+const TOO_BIG: &str = "decompressed body exceeds";
+
+/// Whether a decompression error is the size bound (a 413), not a damaged body (a 400).
+pub fn is_too_big(error: &str) -> bool {
+    error.starts_with(TOO_BIG)
 }
 
 /// Inflates one raw deflate stream from `data`; returns the bytes it used.

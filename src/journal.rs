@@ -428,7 +428,7 @@ mod tests {
         let key = GroupingKey::parse(b"a", false, b"", false).unwrap();
         let fams = parse_text(b"m 1\n").unwrap();
         store.push(&key, fams, Mode::Replace, UNIX_EPOCH).unwrap();
-        store.delete(&key);
+        let _ = store.delete(&key);
         j.wait(0, store.seq()).unwrap();
         j.shutdown();
         let mut got = Vec::new();

@@ -32,7 +32,7 @@ use std::time::Duration;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = match cli::parse(&args) {
-        Ok(cli::Command::Run(c)) => c,
+        Ok(cli::Command::Run(c)) => *c,
         Ok(cli::Command::Help) => {
             print!("{}", cli::help());
             return;
@@ -47,10 +47,25 @@ fn main() {
         }
     };
     logger::init(config.log_level, config.log_json);
-    std::process::exit(async_std::task::block_on(run(config)));
+    // Before any thread starts: taking systemd's sockets clears its variables.
+    let listeners = if config.systemd_socket {
+        http::systemd_listeners()
+    } else {
+        http::bind(&config.listen_addresses)
+    };
+    let listeners = match listeners {
+        Ok(l) => l,
+        Err(e) => {
+            // The Go gateway exits 0 here; a supervisor must see the failure.
+            log::error!("HTTP server stopped: {e}");
+            std::process::exit(1);
+        }
+    };
+    let nofile = http::raise_nofile_limit();
+    std::process::exit(async_std::task::block_on(run(config, listeners, nofile)));
 }
 
-async fn run(config: cli::Config) -> i32 {
+async fn run(config: cli::Config, listeners: Vec<std::net::TcpListener>, nofile: u64) -> i32 {
     log::info!("starting pushgateway version={}", selfmetrics::VERSION);
     let (quit_tx, quit_rx) = channel::bounded::<&'static str>(4);
     let store = Arc::new(store::Store::new().with_utf8_names(config.utf8_names));
@@ -64,6 +79,11 @@ async fn run(config: cli::Config) -> i32 {
         disable_consistency_check: config.disable_consistency_check,
         utf8_names: config.utf8_names,
         flags: config.flag_values(),
+        limits: service::PushLimits {
+            max_decompressed: config.max_decompressed_bytes,
+            max_series: config.max_series,
+            max_error_lines: config.max_error_lines,
+        },
     };
     let tx = quit_tx.clone();
     let quit = Box::new(move || {
@@ -90,29 +110,32 @@ async fn run(config: cli::Config) -> i32 {
         }
     };
     let settle = persister.as_ref().and_then(|p| p.settle());
-    let service = Arc::new(service::Service::new(store, settings, quit).with_settle(settle));
-    let listeners = match http::bind(&config.listen_addresses).await {
-        Ok(l) => l,
-        Err(e) => {
-            // The Go gateway exits 0 here; a supervisor must see the failure.
-            log::error!("HTTP server stopped: {e}");
-            return 1;
-        }
-    };
+    let service =
+        Arc::new(service::Service::new(store.clone(), settings, quit).with_settle(settle));
     if let Err(e) = watch_signals(quit_tx, persister.clone()) {
         log::warn!("cannot watch termination signals: {e}");
     }
-    let activity = Arc::new(http::Activity::default());
     for l in &listeners {
         // The bound address, so that `:0` (any free port) can be found by whoever started us.
         if let Ok(a) = l.local_addr() {
             log::info!("listening on address={a}");
         }
     }
-    http::serve(listeners, service, activity.clone());
+    let limits = http::Limits {
+        max_header_bytes: config.max_header_bytes,
+        max_body_bytes: config.max_body_bytes,
+        head_timeout: config.read_header_timeout,
+        body_timeout: config.read_body_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections,
+    };
+    let server = http::Server::start(listeners, service, limits, nofile, config.persistence_sync);
     let reason = quit_rx.recv().await.unwrap_or("shutdown");
     log::info!("{reason}, shutting down");
-    activity.drain(Duration::from_secs(10)).await;
+    // No new requests; those in flight are answered. Then no change is taken any more, so
+    // that the final write holds every change that was acknowledged.
+    server.drain(Duration::from_secs(15)).await;
+    store.close();
     if let Some(p) = persister {
         // The final write: off the executor, it may take a while on a slow disk.
         async_std::task::spawn_blocking(move || p.shutdown()).await;

@@ -60,8 +60,19 @@ pub fn parse_text(body: &[u8]) -> Result<Vec<ParsedFamily<'_>>, ParseError> {
 /// Like `parse_text`; with `utf8_names` (upstream 1.11's `--push.enable-utf8-names`) also
 /// accepts quoted UTF-8 names: `{"a.b",x="y"} 1`, `m{"my.label"="v"} 1`, `# TYPE "a.b" gauge`.
 pub fn parse_text_with(body: &[u8], utf8_names: bool) -> Result<Vec<ParsedFamily<'_>>, ParseError> {
+    parse_text_limited(body, utf8_names, usize::MAX)
+}
+
+/// Like `parse_text_with`, refusing a body with more than `max_series` sample lines as
+/// soon as it reads one more.
+pub fn parse_text_limited(
+    body: &[u8],
+    utf8_names: bool,
+    max_series: usize,
+) -> Result<Vec<ParsedFamily<'_>>, ParseError> {
     let mut p = Parser::new(body);
     p.utf8_names = utf8_names;
+    p.max_series = max_series;
     p.run()?;
     let mut families = p.families;
     families.retain(|f| !f.metrics.is_empty());
@@ -125,6 +136,10 @@ struct Parser<'a> {
     name_in_braces: bool,
     /// The metric name of a `{`-line has been read.
     braced_name_seen: bool,
+    /// Sample lines read so far, and how many a body may hold (`--push.max-series`): the
+    /// parser stops at the bound, so a huge body never becomes a huge parse.
+    series: usize,
+    max_series: usize,
 }
 
 type LabelPairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
@@ -177,6 +192,8 @@ impl<'a> Parser<'a> {
             cur: 0,
             line: 0,
             line_start: 0,
+            series: 0,
+            max_series: usize::MAX,
             families: Vec::new(),
             by_name: HashMap::new(),
             compound: HashMap::new(),
@@ -716,6 +733,14 @@ impl<'a> Parser<'a> {
     }
 
     fn reading_value(&mut self) -> Result<Step<'a>, Eof> {
+        self.series += 1;
+        if self.series > self.max_series {
+            let msg = format!(
+                "too many series in one push: more than {} (--push.max-series)",
+                self.max_series
+            );
+            return Ok(self.error(msg));
+        }
         self.read_token_until_whitespace()?;
         let value = match float::parse_go(&self.token) {
             Some(v) => v,

@@ -92,7 +92,9 @@ fn load(store: &Store, opts: &Options) -> (u64, bool) {
             Record::Upsert(g) => restore(g),
             Record::Remove(labels) => {
                 match crate::grouping::GroupingKey::from_labels(labels, opts.utf8_names) {
-                    Ok(key) => store.delete(&key),
+                    Ok(key) => {
+                        let _ = store.delete(&key);
+                    }
                     Err(e) => log::warn!("skipped a journal removal: {e}"),
                 }
             }

@@ -137,8 +137,20 @@ impl<'a> Reader<'a> {
 
 /// Decodes a whole delimited body: length-prefixed messages until a clean end.
 /// `utf8_names`: a family name may be any non-empty UTF-8 (`--push.enable-utf8-names`).
+#[cfg(test)]
 pub fn decode_delimited(body: &[u8], utf8_names: bool) -> Result<Decoded<'_>, DecodeError> {
+    decode_delimited_limited(body, utf8_names, usize::MAX)
+}
+
+/// Like `decode_delimited`, refusing a body with more than `max_series` metrics once the
+/// family that crosses the bound is read.
+pub fn decode_delimited_limited(
+    body: &[u8],
+    utf8_names: bool,
+    max_series: usize,
+) -> Result<Decoded<'_>, DecodeError> {
     let mut r = Reader::new(body, 0);
+    let mut series = 0usize;
     // Per family: the family and the non-UTF-8 label values it holds; a later family of
     // the same name replaces both, as Go's map does.
     let mut families: Vec<(ParsedFamily<'_>, Vec<String>)> = Vec::new();
@@ -146,7 +158,17 @@ pub fn decode_delimited(body: &[u8], utf8_names: bool) -> Result<Decoded<'_>, De
     while !r.at_end() {
         let mut m = r.message()?;
         let mut invalid = Vec::new();
+        let offset = r.base + r.pos;
         let family = decode_family(&mut m, &mut invalid, utf8_names)?;
+        series = series.saturating_add(family.metrics.len());
+        if series > max_series {
+            return Err(DecodeError {
+                offset,
+                msg: format!(
+                    "too many series in one push: more than {max_series} (--push.max-series)"
+                ),
+            });
+        }
         match by_name.get(&family.name) {
             Some(&i) => families[i] = (family, invalid),
             None => {

@@ -10,23 +10,24 @@ use crate::parse;
 use crate::proto;
 use crate::route::{self, Resolved, Route, RouteConfig};
 use crate::selfmetrics::{self, Instruments};
-use crate::store::{Mode, Store};
+use crate::store::{Mode, PushError, Store};
 use crate::ui;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub struct Request {
+/// A request as far as its head: what is known before any body is read.
+pub struct Head {
     pub method: String,
     /// Still percent-encoded, as sent.
     pub path: String,
     pub query: Option<String>,
-    pub body: Vec<u8>,
-    /// Header names in lower case.
+    /// Header names in lower case, one entry per header line, in the order sent.
     pub headers: Vec<(String, String)>,
     pub remote: Option<String>,
 }
 
-impl Request {
+impl Head {
+    /// The first value of a header, as Go's `Header.Get`.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -34,6 +35,39 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 }
+
+pub struct Request {
+    pub head: Head,
+    pub body: Vec<u8>,
+}
+
+impl std::ops::Deref for Request {
+    type Target = Head;
+    fn deref(&self) -> &Head {
+        &self.head
+    }
+}
+
+/// Where a request's handler runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Small pushes and deletes: quick, but they take the store's lock.
+    Light,
+    /// Scrapes, the JSON views, wipes, large or compressed bodies.
+    Heavy,
+}
+
+/// What the service needs before the body is read, decided from the head alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Whether the body is read at all (a refusal, a scrape or a redirect needs none).
+    pub wants_body: bool,
+    /// Off the executor in this lane; `None`: in place (microseconds, no lock).
+    pub lane: Option<Lane>,
+}
+
+/// Bodies larger than this, or compressed, or of unknown length go to the heavy lane.
+const LIGHT_BODY: u64 = 64 * 1024;
 
 /// The media type and parameters of one `Content-Type` or `Accept` element.
 fn media(s: &str) -> (&str, Vec<(&str, &str)>) {
@@ -118,8 +152,6 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// The scrape: rendered text shared with the store.
     Pieces(Vec<Series>),
-    /// A protobuf scrape, encoded family by family as it is sent.
-    Protobuf(expose::ProtobufStream),
 }
 
 pub struct Response {
@@ -138,7 +170,7 @@ impl Response {
     }
 
     /// Go's `http.Error`: plain text, nosniff, message plus newline.
-    fn error(status: u16, msg: &str) -> Response {
+    pub fn error(status: u16, msg: &str) -> Response {
         Response {
             status,
             headers: vec![
@@ -195,6 +227,28 @@ pub struct Settings {
     pub utf8_names: bool,
     /// Flag name (without `--`) and value, for `/api/v1/status`.
     pub flags: Vec<(String, String)>,
+    pub limits: PushLimits,
+}
+
+/// Bounds on what one push may hold and what its refusal may say.
+#[derive(Clone, Copy, Debug)]
+pub struct PushLimits {
+    /// Bytes of a body once decompressed (`--push.max-decompressed-bytes`).
+    pub max_decompressed: usize,
+    /// Series in one push (`--push.max-series`).
+    pub max_series: usize,
+    /// Error lines in one answer (`--push.max-error-lines`).
+    pub max_error_lines: usize,
+}
+
+impl Default for PushLimits {
+    fn default() -> Self {
+        PushLimits {
+            max_decompressed: compress::MAX_DECOMPRESSED,
+            max_series: 100_000,
+            max_error_lines: 20,
+        }
+    }
 }
 
 pub struct Service {
@@ -263,10 +317,47 @@ impl Service {
         self
     }
 
-    /// Whether handling `req` may wait for the disk (so the HTTP layer should run it
-    /// where waiting does not hold up other requests).
-    pub fn may_block(&self, req: &Request) -> bool {
-        self.settle.is_some() && !matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+    /// Decides from the head alone whether the body is read and where the handler runs:
+    /// the route and method are resolved before any body byte is read.
+    pub fn plan(&self, head: &Head) -> Plan {
+        let route = route::resolve(
+            &head.method,
+            &head.path,
+            head.query.as_deref(),
+            &self.settings.routes,
+        );
+        let encoded = matches!(head.header("content-encoding"), Some("gzip" | "snappy"));
+        let length = head
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let change = matches!(head.method.as_str(), "PUT" | "POST");
+        let (wants_body, lane) = match &route {
+            Resolved::Route(Route::Push { .. }) if head.method == "DELETE" => {
+                (false, Some(Lane::Light))
+            }
+            Resolved::Route(Route::Push { .. }) => {
+                let small = length.is_some_and(|n| n <= LIGHT_BODY) && !encoded;
+                (change, Some(if small { Lane::Light } else { Lane::Heavy }))
+            }
+            Resolved::Route(
+                Route::Scrape
+                | Route::ApiMetrics
+                | Route::UiGroups
+                | Route::UiGroup { .. }
+                | Route::Wipe,
+            ) => (false, Some(Lane::Heavy)),
+            _ => (false, None),
+        };
+        // As Go, a compressed body is decompressed before routing (outside the JSON API),
+        // so one that cannot be is a 400 whatever the route: it must be read for that.
+        let api = format!("{}/api/v1", self.settings.routes.prefix);
+        if encoded && !wants_body && !head.path.starts_with(&api) {
+            return Plan {
+                wants_body: true,
+                lane: Some(Lane::Heavy),
+            };
+        }
+        Plan { wants_body, lane }
     }
 
     /// `ok` once the changes made since change `before` are durable; a 500 naming the
@@ -288,12 +379,27 @@ impl Service {
         let api = format!("{}/api/v1", self.settings.routes.prefix);
         if !req.path.starts_with(&api) {
             let decoded = match req.header("content-encoding") {
-                Some("gzip") => Some(compress::gunzip(&req.body, compress::MAX_DECOMPRESSED)),
-                Some("snappy") => Some(compress::unsnappy(&req.body, compress::MAX_DECOMPRESSED)),
+                Some("gzip") => Some(compress::gunzip(
+                    &req.body,
+                    self.settings.limits.max_decompressed,
+                )),
+                Some("snappy") => Some(compress::unsnappy(
+                    &req.body,
+                    self.settings.limits.max_decompressed,
+                )),
                 _ => None,
             };
             match decoded {
                 Some(Ok(body)) => req.body = body,
+                Some(Err(e)) if compress::is_too_big(&e) => {
+                    return Response::error(
+                        413,
+                        &format!(
+                            "request body too large once decompressed: more than {} bytes (--push.max-decompressed-bytes)",
+                            self.settings.limits.max_decompressed
+                        ),
+                    );
+                }
                 Some(Err(e)) => return Response::error(400, &e),
                 None => {}
             }
@@ -389,8 +495,10 @@ impl Service {
                 } else {
                     0
                 };
-                self.store.wipe();
-                self.settled(before, Response::empty(202))
+                match self.store.wipe() {
+                    Ok(()) => self.settled(before, Response::empty(202)),
+                    Err(e) => Response::error(503, &e.to_string()),
+                }
             }
             Route::Quit if self.settings.routes.enable_lifecycle => {
                 (self.quit)();
@@ -448,7 +556,14 @@ impl Service {
         let mut headers = vec![("Content-Type", content_type)];
         let gzip = accepts_gzip(req.header("accept-encoding"));
         let body = match (protobuf, gzip) {
-            (true, false) => Body::Protobuf(expose::protobuf(own, pushed, escaping)),
+            // Encoded here, on a worker thread, rather than family by family while it is
+            // sent, which would be CPU work on the executor.
+            (true, false) => {
+                let mut stream = expose::protobuf(own, pushed, escaping);
+                let mut out = Vec::new();
+                while stream.next_family(&mut out) {}
+                Body::Bytes(out)
+            }
             (false, false) => Body::Pieces(expose::text(own, pushed, escaping)),
             (true, true) => {
                 let mut stream = expose::protobuf(own, pushed, escaping);
@@ -491,17 +606,27 @@ impl Service {
             0
         };
         if req.method == "DELETE" {
-            self.store.delete(&key);
-            return self.settled(before, Response::empty(202));
+            return match self.store.delete(&key) {
+                Ok(()) => self.settled(before, Response::empty(202)),
+                Err(e) => Response::error(503, &e.to_string()),
+            };
         }
         let parsed = if req.header("content-type").is_some_and(is_protobuf) {
-            match proto::decode_delimited(&req.body, self.settings.utf8_names) {
+            match proto::decode_delimited_limited(
+                &req.body,
+                self.settings.utf8_names,
+                self.settings.limits.max_series,
+            ) {
                 Ok(d) if d.invalid.is_empty() => Ok(d.families),
                 Ok(d) => Err(self.store.refuse(&key, d.invalid, now)),
                 Err(e) => return Response::error(400, &e.to_string()),
             }
         } else {
-            match parse::parse_text_with(&req.body, self.settings.utf8_names) {
+            match parse::parse_text_limited(
+                &req.body,
+                self.settings.utf8_names,
+                self.settings.limits.max_series,
+            ) {
                 Ok(f) => Ok(f),
                 Err(e) => {
                     log::debug!(
@@ -520,17 +645,23 @@ impl Service {
         let result = parsed.and_then(|families| self.store.push(&key, families, mode, now));
         if let Err(e) = &result {
             log::error!(
-                "push rejected: method={} source={} err={e}",
+                "push rejected: method={} source={} err={}",
                 req.method,
-                req.remote.as_deref().unwrap_or("-")
+                req.remote.as_deref().unwrap_or("-"),
+                e.message(self.settings.limits.max_error_lines)
             );
         }
         let response = match (result, self.settings.disable_consistency_check) {
+            (Err(PushError::Closed), _) => {
+                return Response::error(503, &PushError::Closed.to_string());
+            }
             // Without the check the Go gateway acknowledges before applying, so the
             // outcome never reaches the client.
             (_, true) => Response::empty(202),
             (Ok(()), false) => Response::empty(200),
-            (Err(e), false) => Response::error(400, &e.to_string()),
+            (Err(e), false) => {
+                Response::error(400, &e.message(self.settings.limits.max_error_lines))
+            }
         };
         self.settled(before, response)
     }

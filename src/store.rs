@@ -163,22 +163,41 @@ pub enum Mode {
 pub enum PushError {
     Timestamps,
     Inconsistent(Vec<String>),
+    /// The store takes no more changes: the daemon is shutting down.
+    Closed,
+}
+
+impl PushError {
+    /// The message, with at most `max_lines` of the errors listed (Go lists them all,
+    /// which for a push of a million duplicate series is a 100 MB answer).
+    pub fn message(&self, max_lines: usize) -> String {
+        let mut out =
+            String::from("pushed metrics are invalid or inconsistent with existing metrics: ");
+        match self {
+            PushError::Timestamps => out.push_str("pushed metrics must not have timestamps"),
+            PushError::Inconsistent(errs) if errs.len() == 1 => out.push_str(&errs[0]),
+            PushError::Inconsistent(errs) => {
+                out.push_str(&format!("{} error(s) occurred:", errs.len()));
+                for e in errs.iter().take(max_lines.max(1)) {
+                    out.push_str("\n* ");
+                    out.push_str(e);
+                }
+                if errs.len() > max_lines.max(1) {
+                    out.push_str(&format!(
+                        "\n* ... and {} more (--push.max-error-lines)",
+                        errs.len() - max_lines.max(1)
+                    ));
+                }
+            }
+            PushError::Closed => return "shutting down: no more changes are taken".into(),
+        }
+        out
+    }
 }
 
 impl fmt::Display for PushError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("pushed metrics are invalid or inconsistent with existing metrics: ")?;
-        match self {
-            PushError::Timestamps => f.write_str("pushed metrics must not have timestamps"),
-            PushError::Inconsistent(errs) if errs.len() == 1 => f.write_str(&errs[0]),
-            PushError::Inconsistent(errs) => {
-                write!(f, "{} error(s) occurred:", errs.len())?;
-                for e in errs {
-                    write!(f, "\n* {e}")?;
-                }
-                Ok(())
-            }
-        }
+        f.write_str(&self.message(usize::MAX))
     }
 }
 
@@ -283,6 +302,9 @@ struct Index {
     next_group_id: u64,
     /// Counts changes to the store (see `Store::seq`).
     seq: u64,
+    /// Set by `close`: every later change is refused, so that what the final write of
+    /// the persistence file holds is all that was ever acknowledged.
+    closed: bool,
 }
 
 /// One change to the store, as the persistence journal records it: the new state of a
@@ -553,6 +575,9 @@ impl Store {
         writes.push(push_time(key, selfmetrics::unix_seconds(now)));
         let zero_failure = push_failure_time(key, 0.0);
         let mut index = self.lock_index();
+        if index.closed {
+            return Err(PushError::Closed);
+        }
         let existing = self.group(key);
         // The gateway's zero failure gauge only goes into a group that has none; a pushed
         // failure family replaces an existing one (a Go gateway quirk kept for parity).
@@ -587,21 +612,31 @@ impl Store {
     }
 
     /// Removes the group `key` (nothing if there is none).
-    pub fn delete(&self, key: &GroupingKey) {
+    pub fn delete(&self, key: &GroupingKey) -> Result<(), PushError> {
         let mut index = self.lock_index();
+        if index.closed {
+            return Err(PushError::Closed);
+        }
         if let Some(g) = self.unpublish(key) {
             for fam in g.families.iter() {
                 unindex(&mut index, fam, &[]);
             }
             self.changed(&mut index, Change::Remove(key.clone()));
         }
+        Ok(())
     }
 
     /// Removes every group.
-    pub fn wipe(&self) {
+    pub fn wipe(&self) -> Result<(), PushError> {
         for g in self.groups() {
-            self.delete(&g.key);
+            self.delete(&g.key)?;
         }
+        Ok(())
+    }
+
+    /// Refuses every later change (`PushError::Closed`). Changes made before are whole.
+    pub fn close(&self) {
+        self.lock_index().closed = true;
     }
 
     fn record_failure(&self, key: &GroupingKey, now: SystemTime) {
@@ -620,6 +655,9 @@ impl Store {
         existing: Option<Arc<Group>>,
         now: SystemTime,
     ) {
+        if index.closed {
+            return;
+        }
         let mut writes = vec![push_failure_time(key, selfmetrics::unix_seconds(now))];
         if existing
             .as_ref()
@@ -1049,7 +1087,7 @@ mod tests {
         let group = s.group(&key("")).unwrap();
         assert_eq!(group.timestamp(PUSH_TIME), 100.0);
         assert!(group.last_push_successful());
-        s.delete(&key(""));
+        s.delete(&key("")).unwrap();
         assert_eq!(text(&s), "");
         assert!(s.groups().is_empty());
     }
@@ -1130,7 +1168,7 @@ mod tests {
             "{err}"
         );
         // Once the culprit is gone, the push goes through.
-        s.delete(&key("/a/3"));
+        s.delete(&key("/a/3")).unwrap();
         push(
             &s,
             "/a/4",

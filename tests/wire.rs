@@ -176,8 +176,14 @@ fn gzip_and_snappy_bodies() {
         &[("Content-Encoding", "gzip")],
         &bomb,
     );
-    assert_eq!(r.status, 400);
-    assert!(r.text().contains("exceeds"), "{}", r.text());
+    assert_eq!(r.status, 413);
+    assert!(
+        r.text().contains(
+            "once decompressed: more than 67108864 bytes (--push.max-decompressed-bytes)"
+        ),
+        "{}",
+        r.text()
+    );
     // Framed snappy "m 3\n": stream identifier, then an uncompressed chunk (type 1) with the
     // masked CRC-32C of "m 3\n" (0x5e 0x7c 0x0a 0x4e, little-endian).
     let crc = masked_crc32c(b"m 3\n");

@@ -1,0 +1,431 @@
+//! hyper's HTTP/1 server under our accept loops: per connection, the cap, timeouts and
+//! drain; per request, Go's framing rules, the body read within its limits, then tide.
+
+use super::bridge::{self, App};
+use super::conns::{Conn, Conns, Verdict};
+use super::rt::Io;
+use crate::service::Head;
+use async_std::channel;
+use async_std::io::{ReadExt, WriteExt};
+use async_std::net::{TcpListener, TcpStream};
+use async_std::task;
+use hyper::body::{Body as _, Bytes, Frame, Incoming, SizeHint};
+use hyper::header::{CONNECTION, CONTENT_TYPE, EXPECT, HOST, HeaderValue, TRANSFER_ENCODING};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// The edge's bounds, from the command line.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// A request head (request line and headers); beyond it, 431.
+    pub max_header_bytes: usize,
+    /// A request body as sent; beyond it, 413.
+    pub max_body_bytes: usize,
+    /// From the first byte of a head to its end.
+    pub head_timeout: Duration,
+    /// From the end of the head to the end of the body.
+    pub body_timeout: Duration,
+    /// Between requests on a keep-alive connection.
+    pub idle_timeout: Duration,
+    /// Open connections across all listeners.
+    pub max_connections: usize,
+}
+
+/// hyper's own header count bound (Go has none; its byte bound applies). Each slot costs
+/// 32 bytes of a per-request allocation.
+const MAX_HEADERS: usize = 1024;
+/// How long a closing connection keeps reading what the client still sends, so that it
+/// sees our answer rather than a reset (Go's `rstAvoidanceDelay` is 500 ms).
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 1 << 20;
+
+pub struct Ctx {
+    pub limits: Limits,
+    pub conns: Conns,
+    pub app: App,
+    builder: hyper::server::conn::http1::Builder,
+}
+
+impl Ctx {
+    pub fn new(limits: Limits, conns: Conns, app: App) -> Ctx {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            // Our watchdog times heads and idle spells (hyper's timer would count the
+            // idle spell before a head as part of it).
+            .header_read_timeout(None)
+            // Go's MaxHeaderBytes semantics: the bound plus 4 KiB of slack.
+            .max_header_size(limits.max_header_bytes + 4096)
+            .max_buf_size((limits.max_header_bytes + 4096 + 64 * 1024).max(8192))
+            .max_headers(MAX_HEADERS)
+            // A client that half-closes after sending a short body still gets its 400.
+            .half_close(true);
+        Ctx {
+            limits,
+            conns,
+            app,
+            builder,
+        }
+    }
+}
+
+/// Accepts connections until `stop` closes, then drops the listener.
+pub async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, stop: channel::Receiver<()>) {
+    loop {
+        let accepted = either(listener.accept(), stop.recv()).await;
+        let stream = match accepted {
+            Either::Left(Ok((s, _))) => s,
+            Either::Left(Err(e)) => {
+                // EMFILE and friends: back off instead of spinning.
+                log::warn!("accept failed: {e}");
+                task::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Either::Right(_) => return,
+        };
+        match ctx.conns.admit() {
+            Some(conn) => {
+                task::spawn(drive(stream, ctx.clone(), conn));
+            }
+            None => {
+                task::spawn(refuse(stream, ctx.conns.cap()));
+            }
+        }
+    }
+}
+
+/// Every connection is answering a request and the table is full: say so and close.
+async fn refuse(mut stream: TcpStream, cap: usize) {
+    let msg = format!("too many open connections (--web.max-connections={cap})\n");
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{msg}",
+        msg.len()
+    );
+    let _ = async_std::future::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        linger(&stream).await;
+    })
+    .await;
+}
+
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// The first of two futures to finish.
+async fn either<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let (mut a, mut b) = (Box::pin(a), Box::pin(b));
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        b.as_mut().poll(cx).map(Either::Right)
+    })
+    .await
+}
+
+/// A timer the watchdog polls.
+type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+type Exchange = Pin<Box<dyn Future<Output = Result<hyper::Response<Outgoing>, Infallible>> + Send>>;
+
+/// Drives one connection: hyper parses and writes, our watchdog closes it when idle or
+/// slow for too long or when room is needed, and a drain lets its request finish first.
+async fn drive(stream: TcpStream, ctx: Arc<Ctx>, conn: Arc<Conn>) {
+    // Without this every keep-alive response waits for the peer's delayed ACK (~40 ms).
+    let _ = stream.set_nodelay(true);
+    let remote = stream.peer_addr().ok();
+    let io = Io::new(stream.clone(), conn.clone());
+    let (c, x) = (conn.clone(), ctx.clone());
+    let service = hyper::service::service_fn(move |req| -> Exchange {
+        Box::pin(exchange(req, x.clone(), c.clone(), remote))
+    });
+    let mut http = ctx.builder.serve_connection(io, service);
+    let mut graceful = false;
+    let mut timer: Option<(Instant, Sleep)> = None;
+    let (idle, head) = (ctx.limits.idle_timeout, ctx.limits.head_timeout);
+    let end = std::future::poll_fn(|cx| {
+        conn.register(cx.waker());
+        if ctx.conns.draining() && !graceful {
+            // No new request is read; one in flight is answered, then the connection closes.
+            graceful = true;
+            Pin::new(&mut http).graceful_shutdown();
+        }
+        loop {
+            match conn.verdict(idle, head) {
+                Verdict::Close(why) => return Poll::Ready(Err(why)),
+                Verdict::Wait(Some(at)) => {
+                    if timer.as_ref().is_none_or(|(t, _)| *t != at) {
+                        let wait = at.saturating_duration_since(Instant::now());
+                        timer = Some((at, Box::pin(task::sleep(wait))));
+                    }
+                    if let Some((_, t)) = &mut timer
+                        && t.as_mut().poll(cx).is_ready()
+                    {
+                        timer = None;
+                        continue;
+                    }
+                }
+                Verdict::Wait(None) => timer = None,
+            }
+            break;
+        }
+        http.poll_without_shutdown(cx)
+            .map(|r| r.map_err(|_| "connection error"))
+    })
+    .await;
+    drop(http);
+    match end {
+        Ok(()) => linger(&stream).await,
+        // A head cut short, an idle spell or an eviction: nothing is owed, just close.
+        Err(why) => log::debug!(
+            "closing connection from {}: {why}",
+            remote.map_or_else(|| "-".into(), |a| a.to_string())
+        ),
+    }
+}
+
+/// Half-closes, then reads (and drops) what the client still sends for a moment, so that
+/// closing a socket with unread bytes does not reset the connection under our answer.
+async fn linger(stream: &TcpStream) {
+    if stream.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let mut s = stream.clone();
+    let _ = async_std::future::timeout(LINGER, async {
+        let mut buf = [0u8; 8192];
+        let mut seen = 0;
+        while seen < LINGER_BYTES {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// Marks the connection idle again when the response body is dropped: written, or the
+/// connection gone.
+pub(super) struct IdleOnDrop(Arc<Conn>);
+
+impl Drop for IdleOnDrop {
+    fn drop(&mut self) {
+        self.0.idle();
+    }
+}
+
+/// One request: checks of the head, the plan from the service, the body, the answer.
+async fn exchange(
+    req: hyper::Request<Incoming>,
+    ctx: Arc<Ctx>,
+    conn: Arc<Conn>,
+    remote: Option<SocketAddr>,
+) -> Result<hyper::Response<Outgoing>, Infallible> {
+    conn.busy();
+    let idle = IdleOnDrop(conn);
+    let (parts, incoming) = req.into_parts();
+    if let Some((status, msg)) = framing(&parts) {
+        return Ok(plain(status, msg, idle));
+    }
+    let head = Head {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        // Header bytes that are not UTF-8 are kept as replacement characters: every
+        // header we read is ASCII, and Go accepts such requests.
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        remote: remote.map(|a| a.to_string()),
+    };
+    let plan = bridge::plan(&ctx.app, &head);
+    let body = if plan.wants_body {
+        match read_body(incoming, &ctx.limits).await {
+            Ok(b) => b,
+            Err((status, msg)) => return Ok(plain(status, &msg, idle)),
+        }
+    } else {
+        // Not read: hyper closes the connection after the answer if the client sends one.
+        drop(incoming);
+        Vec::new()
+    };
+    Ok(bridge::respond(&ctx.app, head, body, plan, idle).await)
+}
+
+/// The framing rules where Go's net/http is stricter than hyper; `None` if the head is
+/// fine. (hyper itself refuses differing `Content-Length`s, signs, lists, transfer
+/// codings other than chunked, and `Transfer-Encoding` in HTTP/1.0, with a 400.)
+fn framing(parts: &hyper::http::request::Parts) -> Option<(u16, &'static str)> {
+    let hosts = parts.headers.get_all(HOST).iter().count();
+    if parts.version == hyper::Version::HTTP_11 && hosts == 0 {
+        return Some((400, "missing required Host header"));
+    }
+    if hosts > 1 {
+        return Some((400, "too many Host headers"));
+    }
+    let te: Vec<_> = parts.headers.get_all(TRANSFER_ENCODING).iter().collect();
+    if !te.is_empty()
+        && (te.len() > 1
+            || !te[0]
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"chunked"))
+    {
+        return Some((501, "Unsupported transfer encoding"));
+    }
+    if let Some(e) = parts.headers.get(EXPECT)
+        && !e.as_bytes().eq_ignore_ascii_case(b"100-continue")
+    {
+        return Some((417, "Expectation Failed"));
+    }
+    None
+}
+
+/// Reads a body within the size and time bounds: 413 if its `Content-Length` or what
+/// arrives exceeds the bound (checked before reading and while reading), 408 when the
+/// client is too slow, 400 when it ends early.
+async fn read_body(mut body: Incoming, limits: &Limits) -> Result<Vec<u8>, (u16, String)> {
+    let max = limits.max_body_bytes;
+    let too_large = || {
+        (
+            413,
+            format!("request body too large: more than {max} bytes (--push.max-body-bytes)"),
+        )
+    };
+    let announced = body.size_hint().exact();
+    if announced.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(announced.unwrap_or(0).min(1 << 20) as usize);
+    let read = async {
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let frame = frame.map_err(|e| {
+                (
+                    400,
+                    format!("request body incomplete: {e} (shorter than its Content-Length, or a bad chunk)"),
+                )
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if out.len() + data.len() > max {
+                    return Err(too_large());
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match async_std::future::timeout(limits.body_timeout, read).await {
+        Ok(Ok(())) => Ok(out),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err((
+            408,
+            format!(
+                "timed out reading the request body (--web.read-body-timeout={})",
+                crate::cli::go_duration(limits.body_timeout)
+            ),
+        )),
+    }
+}
+
+/// A short plain-text refusal that closes the connection (the rest of the request may
+/// still be on its way, and cannot be trusted to frame the next one).
+fn plain(status: u16, msg: &str, idle: IdleOnDrop) -> hyper::Response<Outgoing> {
+    let mut res = hyper::Response::new(Outgoing::bytes(format!("{msg}\n").into_bytes(), idle));
+    *res.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+    let h = res.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+/// A response body as hyper sends it: read from tide's body, or bytes of our own.
+pub struct Outgoing {
+    source: Source,
+    len: Option<u64>,
+    _idle: IdleOnDrop,
+}
+
+enum Source {
+    Reader(Box<dyn async_std::io::BufRead + Unpin + Send + Sync>),
+    Bytes(Option<Bytes>),
+}
+
+impl Outgoing {
+    fn bytes(b: Vec<u8>, idle: IdleOnDrop) -> Outgoing {
+        Outgoing {
+            len: Some(b.len() as u64),
+            source: Source::Bytes(Some(Bytes::from(b))),
+            _idle: idle,
+        }
+    }
+
+    pub(super) fn reader(
+        r: Box<dyn async_std::io::BufRead + Unpin + Send + Sync>,
+        len: Option<u64>,
+        idle: IdleOnDrop,
+    ) -> Outgoing {
+        Outgoing {
+            source: Source::Reader(r),
+            len,
+            _idle: idle,
+        }
+    }
+}
+
+impl hyper::body::Body for Outgoing {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        match &mut this.source {
+            Source::Bytes(b) => Poll::Ready(
+                b.take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+            Source::Reader(r) => {
+                let chunk = match Pin::new(&mut **r).poll_fill_buf(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                    Poll::Ready(Ok([])) => return Poll::Ready(None),
+                    Poll::Ready(Ok(buf)) => Bytes::copy_from_slice(buf),
+                };
+                Pin::new(&mut **r).consume(chunk.len());
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.len {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
