@@ -69,7 +69,7 @@ struct RawArgs {
     #[argh(option, default = "String::from(\"16MB\")")]
     push_max_body_bytes: String,
     /// body bytes once decompressed
-    #[argh(option, default = "String::from(\"64MB\")")]
+    #[argh(option, default = "String::from(\"32MB\")")]
     push_max_decompressed_bytes: String,
     /// series per push
     #[argh(option, default = "String::from(\"100000\")")]
@@ -174,7 +174,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "push.max-decompressed-bytes",
         kind: Kind::Value,
-        default: "64MB",
+        default: "32MB",
         help: "Maximum size of a gzip or snappy request body once decompressed; beyond it, 413.",
     },
     Flag {

@@ -11,7 +11,7 @@ use miniz_oxide::inflate::stream::{InflateState, inflate};
 use miniz_oxide::{DataFormat, MZFlush, MZStatus};
 
 /// The largest decompressed push body we accept.
-pub const MAX_DECOMPRESSED: usize = 64 << 20;
+pub const MAX_DECOMPRESSED: usize = 32 << 20;
 
 const fn crc_table(poly: u32) -> [u32; 256] {
     let mut table = [0u32; 256];
@@ -79,10 +79,11 @@ fn inflate_raw(
     loop {
         let r = inflate(state, &data[pos..], buf, MZFlush::None);
         pos += r.bytes_consumed;
-        out.extend_from_slice(&buf[..r.bytes_written]);
-        if out.len() > limit {
+        // Checked before growing: the output never holds more than the bound.
+        if out.len() + r.bytes_written > limit {
             return Err(too_big(limit));
         }
+        out.extend_from_slice(&buf[..r.bytes_written]);
         match r.status {
             Ok(MZStatus::StreamEnd) => return Ok(pos),
             Ok(_) if r.bytes_consumed == 0 && r.bytes_written == 0 => {

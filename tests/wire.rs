@@ -179,7 +179,7 @@ fn gzip_and_snappy_bodies() {
     assert_eq!(r.status, 413);
     assert!(
         r.text().contains(
-            "once decompressed: more than 67108864 bytes (--push.max-decompressed-bytes)"
+            "once decompressed: more than 33554432 bytes (--push.max-decompressed-bytes)"
         ),
         "{}",
         r.text()

@@ -2,7 +2,7 @@
 //! `bindv6only` says, as Go listens), sockets handed over by systemd, descriptor limits.
 
 use rustix::net::{AddressFamily, SocketType, sockopt};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
 
 /// Binds every address; `:PORT` is one socket on `[::]` that takes IPv4 too, or
 /// `0.0.0.0` where the host has no IPv6.
@@ -14,30 +14,46 @@ pub fn bind(addresses: &[String]) -> Result<Vec<TcpListener>, String> {
                 let port: u16 = port
                     .parse()
                     .map_err(|_| format!("listen tcp {a}: invalid port"))?;
-                dual_stack(port)
-                    .or_else(|_| TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))))
+                listen(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
+                    .or_else(|_| listen(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))))
             }
-            None => TcpListener::bind(a.as_str()),
+            None => a
+                .to_socket_addrs()
+                .and_then(|mut addrs| {
+                    addrs
+                        .next()
+                        .ok_or_else(|| std::io::Error::other("no address"))
+                })
+                .and_then(listen),
         };
         listeners.push(listener.map_err(|e| format!("listen tcp {a}: {e}"))?);
     }
     Ok(listeners)
 }
 
-/// `[::]:port` with IPV6_V6ONLY off, set on the socket itself so that the host's
-/// `net.ipv6.bindv6only` does not decide whether IPv4 clients can connect.
-fn dual_stack(port: u16) -> std::io::Result<TcpListener> {
+/// A listening socket on `addr`. On `[::]`, IPV6_V6ONLY is set off on the socket itself,
+/// so that the host's `net.ipv6.bindv6only` does not decide whether IPv4 clients can
+/// connect. The backlog is the kernel's maximum, as Go's: std's 128 overflows when a few
+/// hundred clients connect at once, and a dropped SYN costs its client a second.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let family = if addr.is_ipv6() {
+        AddressFamily::INET6
+    } else {
+        AddressFamily::INET
+    };
     let fd = rustix::net::socket_with(
-        AddressFamily::INET6,
+        family,
         SocketType::STREAM,
         rustix::net::SocketFlags::CLOEXEC,
         None,
     )?;
-    sockopt::set_ipv6_v6only(&fd, false)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        sockopt::set_ipv6_v6only(&fd, false)?;
+    }
     // As Go and std do: a restarted daemon can bind while old connections linger.
     sockopt::set_socket_reuseaddr(&fd, true)?;
-    rustix::net::bind(&fd, &SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))?;
-    rustix::net::listen(&fd, 1024)?;
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, 4096)?;
     Ok(TcpListener::from(fd))
 }
 

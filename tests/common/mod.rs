@@ -45,9 +45,35 @@ impl Gateway {
     /// log, and waits until it answers HTTP. Letting the gateway pick its port
     /// avoids two tests racing for the same free port.
     pub fn start(args: &[&str]) -> Gateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pushgateway"))
-            .arg("--web.listen-address=127.0.0.1:0")
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushgateway"));
+        cmd.arg("--web.listen-address=127.0.0.1:0").args(args);
+        Gateway::spawn(cmd)
+    }
+
+    /// Starts the binary under a shell with `ulimit -n <nofile>` in force.
+    pub fn start_with_nofile(nofile: u32, args: &[&str]) -> Gateway {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "ulimit -n {nofile} && exec \"$0\" --web.listen-address=127.0.0.1:0 \"$@\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_pushgateway"))
+            .args(args);
+        Gateway::spawn(cmd)
+    }
+
+    /// Starts `cmd` (the binary, however wrapped), learns its port from its log, and
+    /// waits until it answers on 127.0.0.1.
+    pub fn spawn(cmd: Command) -> Gateway {
+        let mut gw = Gateway::spawn_unready(cmd);
+        gw.wait_ready();
+        gw
+    }
+
+    /// Starts `cmd` and learns its port from its log, without waiting for an answer (it
+    /// may listen where this process cannot reach, in another network namespace).
+    pub fn spawn_unready(mut cmd: Command) -> Gateway {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -94,14 +120,12 @@ impl Gateway {
                 l.push('\n');
             }
         });
-        let mut gw = Gateway {
+        Gateway {
             child,
             port,
             log,
             drain: Some(drain),
-        };
-        gw.wait_ready();
-        gw
+        }
     }
 
     fn wait_ready(&mut self) {
@@ -117,6 +141,20 @@ impl Gateway {
             assert!(Instant::now() < deadline, "gateway not ready in 20 s");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The peak resident set size so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmHWM:")
+    }
+
+    /// The resident set size now (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmRSS:")
     }
 
     pub fn url(&self) -> String {
@@ -193,6 +231,15 @@ impl Drop for Gateway {
     }
 }
 
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
 /// Drops own families and masks push timestamps, keeping every other byte.
 pub fn pushed_part(text: &str) -> String {
     let mut out = String::new();
@@ -243,7 +290,7 @@ pub fn try_request(
     parse_response(&raw).ok_or_else(|| std::io::Error::other("malformed HTTP response"))
 }
 
-fn parse_response(raw: &[u8]) -> Option<Response> {
+pub fn parse_response(raw: &[u8]) -> Option<Response> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..end]).ok()?;
     let mut lines = head.split("\r\n");
