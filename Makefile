@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/pushgateway
 
-.PHONY: run build release test check test-deps lint unit bench crash conformance dist dist-deps deb-test clean
+.PHONY: run build release test check test-deps lint unit bench crash abuse conformance dist dist-deps deb-test clean
 
 run: release
 	./$(BIN)
@@ -15,13 +15,17 @@ release:
 
 # What the tests need on a fresh Debian machine: a real Prometheus to scrape us, the
 # official Python client to push, the Go gateway to read the persistence files we
-# write, and headless Chromium with chromedriver for the web UI. Installed only when
-# missing.
+# write and to compare framing answers with, headless Chromium with chromedriver for the
+# web UI, nginx to proxy, iproute2 for a network namespace, systemd-socket-activate,
+# curl and gzip. Installed only when missing.
 test-deps:
-	@if ! command -v prometheus >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null \
-			|| [ ! -x /usr/bin/prometheus-pushgateway ] || [ ! -x /usr/bin/chromedriver ]; then \
+	@for t in prometheus prometheus-pushgateway chromedriver nginx ip systemd-socket-activate curl gzip; do \
+		command -v $$t >/dev/null 2>&1 || missing=1; done; \
+	/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || missing=1; \
+	if [ -n "$$missing" ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			prometheus python3-prometheus-client prometheus-pushgateway chromium chromium-driver >/dev/null; \
+			prometheus python3-prometheus-client prometheus-pushgateway chromium chromium-driver \
+			nginx iproute2 systemd curl gzip >/dev/null; \
 	fi
 	@rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
@@ -47,6 +51,12 @@ bench: release
 PGW_CRASH_ROUNDS ?= 25
 crash:
 	PGW_CRASH_ROUNDS=$(PGW_CRASH_ROUNDS) $(CARGO) test --test crash -- --nocapture
+
+# The HTTP edge under abuse, with 20 SIGTERM rounds and every figure printed (make test
+# runs the same cases with 3 rounds).
+PGW_ABUSE_ROUNDS ?= 20
+abuse:
+	PGW_ABUSE_ROUNDS=$(PGW_ABUSE_ROUNDS) $(CARGO) test --test abuse -- --nocapture
 
 # Cross-check against the Go gateway's recorded answers (needs ../shared, not part of the repo).
 conformance: release

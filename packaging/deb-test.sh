@@ -145,6 +145,7 @@ scrape() { http -f http://127.0.0.1:9091/metrics; }
 scrape | grep -q '^deb_test_metric{a="1",instance="i",job="deb"} 3.5$' || fail "pushed metric not scraped"
 uid=$(inside awk '/^Uid:/ {print $2}' /proc/"$pid"/status)
 [ "$(inside id -u pushgateway)" = "$uid" ] || fail "the service does not run as pushgateway"
+inside grep -Eq '^Max open files +8192 +8192' /proc/"$pid"/limits || fail "LimitNOFILE is not in force"
 sleep 1 # idle: what the RSS figure means
 rss=$(inside awk '/^VmRSS:/ {print $2}' /proc/"$pid"/status)
 security=$(inside systemd-analyze security pushgateway.service 2>/dev/null | grep -i "overall exposure" || true)

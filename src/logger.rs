@@ -8,10 +8,27 @@ use crate::api::{rfc3339_nano, write_str};
 use std::io::Write;
 use std::time::SystemTime;
 
+/// A JSON string for a log line: the API's escaping, plus DEL and the C1 controls, which
+/// JSON allows raw but a terminal or a line-based log shipper should never see.
+fn json_value(out: &mut String, v: &str) {
+    let mut quoted = String::with_capacity(v.len() + 2);
+    write_str(&mut quoted, v);
+    for c in quoted.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+}
+
 struct Logger {
     json: bool,
 }
 
+/// A logfmt value, quoted when it must be, as go-logfmt writes it: `\n`, `\r`, `\t`
+/// and every other control character (C0, DEL, C1: a pushed label value or a client's
+/// path may hold any of them) escaped, so that one record is always one line.
 fn logfmt_value(out: &mut String, v: &str) {
     if !v.is_empty() && !v.contains([' ', '"', '=', '\\']) && !v.chars().any(char::is_control) {
         out.push_str(v);
@@ -22,6 +39,9 @@ fn logfmt_value(out: &mut String, v: &str) {
                 '"' => out.push_str("\\\""),
                 '\\' => out.push_str("\\\\"),
                 '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
                 c => out.push(c),
             }
         }
@@ -53,13 +73,13 @@ impl log::Log for Logger {
         let mut line = String::with_capacity(96 + msg.len());
         if self.json {
             line.push_str("{\"caller\":");
-            write_str(&mut line, &caller);
+            json_value(&mut line, &caller);
             line.push_str(",\"level\":");
-            write_str(&mut line, &level);
+            json_value(&mut line, &level);
             line.push_str(",\"msg\":");
-            write_str(&mut line, &msg);
+            json_value(&mut line, &msg);
             line.push_str(",\"ts\":");
-            write_str(&mut line, &ts);
+            json_value(&mut line, &ts);
             line.push('}');
         } else {
             line.push_str("ts=");
@@ -96,5 +116,17 @@ mod tests {
         s.push(' ');
         logfmt_value(&mut s, "a \"b\"=c");
         assert_eq!(s, "listening \"a \\\"b\\\"=c\"");
+    }
+
+    #[test]
+    fn every_control_character_is_escaped_in_both_formats() {
+        let nasty = "a\nb\rc\td\u{1b}[31me\u{7f}f\u{85}g\u{0}";
+        let mut s = String::new();
+        logfmt_value(&mut s, nasty);
+        assert_eq!(s, "\"a\\nb\\rc\\td\\u001b[31me\\u007ff\\u0085g\\u0000\"");
+        assert!(!s.chars().any(char::is_control));
+        let mut j = String::new();
+        json_value(&mut j, nasty);
+        assert_eq!(j, "\"a\\nb\\rc\\td\\u001b[31me\\u007ff\\u0085g\\u0000\"");
     }
 }
