@@ -56,7 +56,7 @@ crash:
 # runs the same cases with 3 rounds).
 PGW_ABUSE_ROUNDS ?= 20
 abuse:
-	PGW_ABUSE_ROUNDS=$(PGW_ABUSE_ROUNDS) $(CARGO) test --test abuse -- --nocapture
+	PGW_ABUSE_ROUNDS=$(PGW_ABUSE_ROUNDS) $(CARGO) test --release --test abuse -- --nocapture
 
 # Cross-check against the Go gateway's recorded answers (needs ../shared, not part of the repo).
 conformance: release
