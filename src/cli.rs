@@ -65,6 +65,12 @@ struct RawArgs {
     /// keep-alive idle time
     #[argh(option, default = "String::from(\"5m\")")]
     web_idle_timeout: String,
+    /// time an answer may wait for its client
+    #[argh(option, default = "String::from(\"2m\")")]
+    web_write_timeout: String,
+    /// body bytes held at once
+    #[argh(option, default = "String::from(\"64MB\")")]
+    push_max_body_bytes_in_flight: String,
     /// body bytes as sent
     #[argh(option, default = "String::from(\"16MB\")")]
     push_max_body_bytes: String,
@@ -164,6 +170,18 @@ const FLAGS: &[Flag] = &[
         kind: Kind::Value,
         default: "5m",
         help: "Maximum time a keep-alive connection waits for its next request; then it is closed.",
+    },
+    Flag {
+        name: "web.write-timeout",
+        kind: Kind::Value,
+        default: "2m",
+        help: "Maximum time an answer may wait for its client to take more of it; then the connection is closed.",
+    },
+    Flag {
+        name: "push.max-body-bytes-in-flight",
+        kind: Kind::Value,
+        default: "64MB",
+        help: "Maximum request body bytes held at once across all requests being read, queued or handled; beyond it, 503.",
     },
     Flag {
         name: "push.max-body-bytes",
@@ -269,6 +287,8 @@ pub struct Config {
     pub read_header_timeout: std::time::Duration,
     pub read_body_timeout: std::time::Duration,
     pub idle_timeout: std::time::Duration,
+    pub write_timeout: std::time::Duration,
+    pub max_body_bytes_in_flight: usize,
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
     pub max_series: usize,
@@ -336,6 +356,11 @@ impl Config {
                 go_duration(self.read_body_timeout),
             ),
             ("web.idle-timeout".into(), go_duration(self.idle_timeout)),
+            ("web.write-timeout".into(), go_duration(self.write_timeout)),
+            (
+                "push.max-body-bytes-in-flight".into(),
+                format_bytes(self.max_body_bytes_in_flight),
+            ),
             (
                 "push.max-body-bytes".into(),
                 format_bytes(self.max_body_bytes),
@@ -354,7 +379,7 @@ impl Config {
         // so that the status of a default run has exactly 1.5.1's keys.
         let default = |k: &str| {
             lookup(k).map(|f| match f.kind {
-                Kind::Value if k.ends_with("-bytes") => parse_bytes(f.default).map(format_bytes),
+                Kind::Value if k.contains("-bytes") => parse_bytes(f.default).map(format_bytes),
                 Kind::Value if k.contains("timeout") => {
                     parse_go_duration(f.default).map(go_duration)
                 }
@@ -368,7 +393,8 @@ impl Config {
                 k if k.starts_with("web.max-")
                     || k.starts_with("push.max-")
                     || k.starts_with("web.read-")
-                    || k == "web.idle-timeout" =>
+                    || k == "web.idle-timeout"
+                    || k == "web.write-timeout" =>
                 {
                     default(k).flatten().as_deref() != Some(v.as_str())
                 }
@@ -632,6 +658,11 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
         read_header_timeout: duration(&raw.web_read_header_timeout, "web.read-header-timeout")?,
         read_body_timeout: duration(&raw.web_read_body_timeout, "web.read-body-timeout")?,
         idle_timeout: duration(&raw.web_idle_timeout, "web.idle-timeout")?,
+        write_timeout: duration(&raw.web_write_timeout, "web.write-timeout")?,
+        max_body_bytes_in_flight: bytes(
+            &raw.push_max_body_bytes_in_flight,
+            "push.max-body-bytes-in-flight",
+        )?,
         max_body_bytes: bytes(&raw.push_max_body_bytes, "push.max-body-bytes")?,
         max_decompressed_bytes: bytes(
             &raw.push_max_decompressed_bytes,

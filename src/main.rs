@@ -47,25 +47,25 @@ fn main() {
         }
     };
     logger::init(config.log_level, config.log_json);
-    // Before any thread starts: taking systemd's sockets clears its variables.
-    let listeners = if config.systemd_socket {
-        http::systemd_listeners()
-    } else {
-        http::bind(&config.listen_addresses)
-    };
-    let listeners = match listeners {
-        Ok(l) => l,
-        Err(e) => {
-            // The Go gateway exits 0 here; a supervisor must see the failure.
-            log::error!("HTTP server stopped: {e}");
-            std::process::exit(1);
+    // Before any thread starts: taking systemd's sockets clears its variables. Our own
+    // sockets are bound later, once the store is loaded (as Go does): until then a
+    // client is refused rather than left waiting.
+    let systemd = if config.systemd_socket {
+        match http::systemd_listeners() {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::error!("HTTP server stopped: {e}");
+                std::process::exit(1);
+            }
         }
+    } else {
+        None
     };
     let nofile = http::raise_nofile_limit();
-    std::process::exit(async_std::task::block_on(run(config, listeners, nofile)));
+    std::process::exit(async_std::task::block_on(run(config, systemd, nofile)));
 }
 
-async fn run(config: cli::Config, listeners: Vec<std::net::TcpListener>, nofile: u64) -> i32 {
+async fn run(config: cli::Config, systemd: Option<Vec<std::net::TcpListener>>, nofile: u64) -> i32 {
     log::info!("starting pushgateway version={}", selfmetrics::VERSION);
     let (quit_tx, quit_rx) = channel::bounded::<&'static str>(4);
     let store = Arc::new(store::Store::new().with_utf8_names(config.utf8_names));
@@ -112,6 +112,14 @@ async fn run(config: cli::Config, listeners: Vec<std::net::TcpListener>, nofile:
     let settle = persister.as_ref().and_then(|p| p.settle());
     let service =
         Arc::new(service::Service::new(store.clone(), settings, quit).with_settle(settle));
+    let listeners = match systemd.map_or_else(|| http::bind(&config.listen_addresses), Ok) {
+        Ok(l) => l,
+        Err(e) => {
+            // The Go gateway exits 0 here; a supervisor must see the failure.
+            log::error!("HTTP server stopped: {e}");
+            return 1;
+        }
+    };
     if let Err(e) = watch_signals(quit_tx, persister.clone()) {
         log::warn!("cannot watch termination signals: {e}");
     }
@@ -127,7 +135,9 @@ async fn run(config: cli::Config, listeners: Vec<std::net::TcpListener>, nofile:
         head_timeout: config.read_header_timeout,
         body_timeout: config.read_body_timeout,
         idle_timeout: config.idle_timeout,
+        write_timeout: config.write_timeout,
         max_connections: config.max_connections,
+        max_body_bytes_in_flight: config.max_body_bytes_in_flight,
     };
     let server = http::Server::start(listeners, service, limits, nofile, config.persistence_sync);
     let reason = quit_rx.recv().await.unwrap_or("shutdown");

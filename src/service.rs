@@ -643,7 +643,9 @@ impl Service {
             Mode::Add
         };
         let result = parsed.and_then(|families| self.store.push(&key, families, mode, now));
-        if let Err(e) = &result {
+        if let Err(e) = &result
+            && *e != PushError::Closed
+        {
             log::error!(
                 "push rejected: method={} source={} err={}",
                 req.method,

@@ -563,6 +563,9 @@ impl Store {
         mode: Mode,
         now: SystemTime,
     ) -> Result<(), PushError> {
+        if self.closed() {
+            return Err(PushError::Closed);
+        }
         if families
             .iter()
             .any(|f| f.metrics.iter().any(|m| m.timestamp_ms.is_some()))
@@ -607,6 +610,9 @@ impl Store {
     /// Refuses a push for reasons found before the store saw it (label values that are not
     /// UTF-8 in a protobuf body), recording the failure as the Go gateway's check would.
     pub fn refuse(&self, key: &GroupingKey, errors: Vec<String>, now: SystemTime) -> PushError {
+        if self.closed() {
+            return PushError::Closed;
+        }
         self.record_failure(key, now);
         PushError::Inconsistent(errors)
     }
@@ -637,6 +643,12 @@ impl Store {
     /// Refuses every later change (`PushError::Closed`). Changes made before are whole.
     pub fn close(&self) {
         self.lock_index().closed = true;
+    }
+
+    /// Whether `close` was called (read under the lock: a change that sees `false` here
+    /// and then takes the lock is checked again there).
+    fn closed(&self) -> bool {
+        self.lock_index().closed
     }
 
     fn record_failure(&self, key: &GroupingKey, now: SystemTime) {

@@ -219,6 +219,42 @@ fn http_1_0_keep_alive_pipelining_and_generous_heads() {
     let (out, closed) = raw(gw.port, huge.as_bytes(), false, wait);
     assert_eq!(statuses(&out), [431]);
     assert!(closed);
+    // HEAD: 1.5.1's router answers 405 (with Allow) for /metrics, and no body comes.
+    let (out, _) = raw(
+        gw.port,
+        b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        false,
+        wait,
+    );
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 405 "), "{text}");
+    assert!(text.to_ascii_lowercase().contains("\r\nallow: "), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "{text}");
+    // A query that is not ASCII, copied into a redirect's Location as Go copies it.
+    let (out, _) = raw(
+        gw.port,
+        "GET //metrics?caf\u{e9}=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".as_bytes(),
+        false,
+        wait,
+    );
+    let r = responses(&out);
+    assert_eq!(r[0].1.status, 301, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(r[0].1.header("location"), Some("/metrics?caf\u{e9}=1"));
+    assert_eq!(gw.get("/-/healthy").status, 200);
+    // A small body sent to a route that takes none is read and dropped: the connection
+    // serves the pipelined request after it.
+    let (out, _) = raw(
+        gw.port,
+        b"DELETE /metrics/job/none HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcdGET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        false,
+        wait,
+    );
+    assert_eq!(
+        statuses(&out),
+        [202, 200],
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     // A grouping key with a 16 KiB label value (over async-h1's old 8 KiB head bound).
     let long = "v".repeat(16 << 10);
     let r = gw.put(&format!("/metrics/job/long/l/{long}"), "long_label 1\n");
@@ -537,7 +573,8 @@ fn short_slow_and_idle_clients_are_cut_off_and_change_nothing() {
     let gw = Gateway::start(&[
         "--web.read-header-timeout=1s",
         "--web.read-body-timeout=1s",
-        "--web.idle-timeout=1s",
+        // Longer than the others, so that each close below is told apart by its time.
+        "--web.idle-timeout=4s",
     ]);
     let before = gw.pushed();
     let wait = Duration::from_secs(10);
@@ -561,7 +598,9 @@ fn short_slow_and_idle_clients_are_cut_off_and_change_nothing() {
     );
     assert_eq!(statuses(&out), [408]);
     assert!(closed && started.elapsed() < wait);
-    // A head that stops coming: closed without an answer.
+    // A head sent in one write that stops halfway: closed without an answer once the
+    // head timeout passes (well before the idle timeout would).
+    let started = Instant::now();
     let (out, closed) = raw(
         gw.port,
         b"PUT /metrics/job/slow HTTP/1.1\r\nHost:",
@@ -569,7 +608,13 @@ fn short_slow_and_idle_clients_are_cut_off_and_change_nothing() {
         wait,
     );
     assert!(out.is_empty() && closed);
+    assert!(
+        started.elapsed() < Duration::from_millis(3500),
+        "{:?}",
+        started.elapsed()
+    );
     // An idle keep-alive connection: closed after its answer and the idle timeout.
+    let started = Instant::now();
     let (out, closed) = raw(
         gw.port,
         b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -578,6 +623,13 @@ fn short_slow_and_idle_clients_are_cut_off_and_change_nothing() {
     );
     assert_eq!(statuses(&out), [200]);
     assert!(closed);
+    // (Deadlines are kept to the millisecond: a hair under 4 s is still the idle timeout,
+    // not the 1 s ones.)
+    assert!(
+        started.elapsed() >= Duration::from_millis(3900),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(gw.pushed(), before);
 }
 
@@ -621,6 +673,102 @@ fn beyond_the_connection_cap_busy_connections_keep_theirs_and_newcomers_get_503(
         gw.pushed()
             .contains("capped{instance=\"\",job=\"capped\"} 1\n")
     );
+}
+
+/// A client that asks for a large scrape and never reads it.
+fn stalled_reader(port: u16) -> TcpStream {
+    use rustix::net::sockopt;
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // A tiny receive window, so the server's buffers fill quickly.
+    sockopt::set_socket_recv_buffer_size(&s, 4096).unwrap();
+    let mut w = &s;
+    w.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    s
+}
+
+/// Whether the gateway's end of the connection from local port `client` to `server` is
+/// still open (ESTABLISHED in /proc/net/tcp; a socket the gateway closed moves on to
+/// FIN_WAIT, even while the client has not read what is in flight).
+fn server_side_open(server: u16, client: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let port = |a: &str| {
+            a.rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+        };
+        f.len() > 3 && port(f[1]) == Some(server) && port(f[2]) == Some(client) && f[3] == "01"
+    })
+}
+
+/// Waits until the gateway's end of that connection is closed; false after `wait`.
+fn server_closes(server: u16, client: &TcpStream, wait: Duration) -> bool {
+    let port = client.local_addr().unwrap().port();
+    let deadline = Instant::now() + wait;
+    while server_side_open(server, port) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+#[test]
+fn a_client_that_never_reads_its_answer_is_cut_off_and_makes_room() {
+    let _one_at_a_time = heavy();
+    let gw = Gateway::start(&["--web.max-connections=1", "--web.write-timeout=3s"]);
+    // About 9 MB of scrape: more than the socket buffers and hyper's queue hold.
+    let pad = "p".repeat(40);
+    for g in 0..1 {
+        let body: String = (0..90_000)
+            .map(|i| format!("stall_metric{{pad=\"{pad}\",i=\"{i}\"}} {i}\n"))
+            .collect();
+        assert_eq!(gw.put(&format!("/metrics/job/s{g}"), &body).status, 200);
+    }
+    let stalled = stalled_reader(gw.port);
+    let port = stalled.local_addr().unwrap().port();
+    assert!(server_side_open(gw.port, port));
+    // The cap is one connection, held by a client that takes nothing of its answer: once
+    // it has stalled for a second, a newcomer makes it go and is served.
+    std::thread::sleep(Duration::from_millis(1500));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = try_request(gw.port, "GET", "/-/healthy", &[], b"").unwrap();
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503);
+        assert!(
+            Instant::now() < deadline,
+            "the stalled reader was never evicted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        server_closes(gw.port, &stalled, Duration::from_secs(5)),
+        "the stalled reader's connection is still open"
+    );
+    drop(stalled);
+    // Without a newcomer, the write timeout (3 s) closes it, and not before.
+    let stalled = stalled_reader(gw.port);
+    let started = Instant::now();
+    assert!(server_side_open(
+        gw.port,
+        stalled.local_addr().unwrap().port()
+    ));
+    assert!(
+        server_closes(gw.port, &stalled, Duration::from_secs(15)),
+        "never closed"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stalled);
 }
 
 /// 1,000 idle connections and 200 that send a head a byte at a time, while a client
@@ -800,9 +948,7 @@ fn sigterm_under_keep_alive_pushes_loses_no_acknowledged_push() {
             .map(|t| {
                 let (acked, port) = (acked.clone(), gw.port);
                 std::thread::spawn(move || {
-                    let Ok(mut c) = KeepAlive::connect(port) else {
-                        return;
-                    };
+                    let mut c = KeepAlive::connect(port).expect("connect before the SIGTERM");
                     for i in 0.. {
                         let job = format!("r{round}_c{t}_{i}");
                         match c.put(&format!("/metrics/job/{job}"), &format!("drained {i}\n")) {

@@ -2,7 +2,7 @@
 //! endpoint, our `Listener` (hyper under tide), and the translation between tide's
 //! requests and responses and `service`'s.
 
-use super::engine::{self, Ctx, IdleOnDrop, Outgoing};
+use super::engine::{self, Budget, Ctx, IdleOnDrop, Outgoing};
 use super::pool::{Lanes, Pool};
 use crate::metric::Series;
 use crate::service::{Body, Head, Plan, Request, Response, Service};
@@ -38,7 +38,7 @@ pub fn plan(app: &App, head: &Head) -> Plan {
 
 /// The request as `service` sees it, carried through tide in an extension: tide's own
 /// request types cannot hold header bytes that are not ASCII, nor methods it does not know.
-struct Carried(Option<(Request, Plan)>);
+struct Carried(Option<(Request, Plan, Budget)>);
 
 /// Answers one request through tide and turns the answer into hyper's.
 pub async fn respond(
@@ -46,6 +46,7 @@ pub async fn respond(
     head: Head,
     body: Vec<u8>,
     plan: Plan,
+    budget: Budget,
     idle: IdleOnDrop,
 ) -> hyper::Response<Outgoing> {
     // tide routes on this URL; the real path travels with the request (`route` decides).
@@ -53,7 +54,7 @@ pub async fn respond(
     let method = head.method.parse().unwrap_or(tide::http::Method::Get);
     let mut req = tide::http::Request::new(method, url);
     req.ext_mut()
-        .insert(Carried(Some((Request { head, body }, plan))));
+        .insert(Carried(Some((Request { head, body }, plan, budget))));
     let mut res: tide::http::Response = match app.respond(req).await {
         Ok(r) => r,
         Err(e) => {
@@ -63,15 +64,28 @@ pub async fn respond(
         }
     };
     let mut headers = hyper::HeaderMap::new();
-    for (name, values) in res.iter() {
-        for v in values.iter() {
-            // Our own header names and values: always valid; anything else is dropped.
-            if let (Ok(n), Ok(v)) = (
-                hyper::header::HeaderName::from_bytes(name.as_str().as_bytes()),
-                hyper::header::HeaderValue::from_str(v.as_str()),
-            ) {
-                headers.append(n, v);
-            }
+    let ours = res.ext_mut().remove::<Headers>().map(|h| h.0);
+    let pairs: Vec<(String, String)> = match ours {
+        Some(h) => h.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+        // tide's own answer (none of ours): its headers.
+        None => res
+            .iter()
+            .flat_map(|(n, vs)| {
+                vs.iter()
+                    .map(|v| (n.to_string(), v.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+    };
+    for (name, value) in pairs {
+        // Values may hold bytes beyond ASCII (a query copied into `Location`, as Go
+        // copies it); hyper takes those. Control bytes cannot be sent: such a header is
+        // dropped rather than answered wrongly.
+        if let (Ok(n), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(n, v);
         }
     }
     // Taken after the headers are read: taking it gives tide's response a default type.
@@ -85,20 +99,31 @@ pub async fn respond(
 }
 
 async fn endpoint(mut req: tide::Request<State>) -> tide::Result {
-    let Some((request, plan)) = req.ext_mut::<Carried>().and_then(|c| c.0.take()) else {
+    let Some((request, plan, budget)) = req.ext_mut::<Carried>().and_then(|c| c.0.take()) else {
         return Ok(tide::Response::new(500));
     };
     let state = req.state().clone();
     let response = match plan.lane {
         // Answers that take microseconds and no lock: no thread hop.
-        None => state.service.handle(request),
+        None => {
+            let r = state.service.handle(request);
+            drop(budget);
+            r
+        }
         Some(lane) => {
             let service = state.service.clone();
             let lane = match lane {
                 crate::service::Lane::Light => Lanes::Light,
                 crate::service::Lane::Heavy => Lanes::Heavy,
             };
-            match state.pool.run(lane, move || service.handle(request)).await {
+            // The body, and its share of the budget, go with the job and are given back
+            // when it is done (or skipped, if its client is gone).
+            let job = move || {
+                let r = service.handle(request);
+                drop(budget);
+                r
+            };
+            match state.pool.run(lane, job).await {
                 Ok(r) => r,
                 Err(_) => Response::error(
                     503,
@@ -110,11 +135,13 @@ async fn endpoint(mut req: tide::Request<State>) -> tide::Result {
     Ok(to_tide(response))
 }
 
+/// The service's headers, carried past tide: tide's header type takes ASCII only (and
+/// panics on anything else), while a `Location` may hold a client's non-ASCII query.
+#[derive(Clone)]
+struct Headers(Vec<(&'static str, String)>);
+
 fn to_tide(r: Response) -> tide::Response {
     let mut res = tide::Response::new(r.status);
-    for (name, value) in &r.headers {
-        res.insert_header(*name, value.as_str());
-    }
     let body = match r.body {
         Body::Empty => tide::Body::empty(),
         Body::Bytes(b) => tide::Body::from_bytes(b),
@@ -129,12 +156,10 @@ fn to_tide(r: Response) -> tide::Response {
             tide::Body::from_reader(reader, Some(len))
         }
     };
-    let typed = res.header("content-type").is_some();
     res.set_body(body);
-    if !typed {
-        // Our answers name their type; an untyped one (empty) has none, as upstream's.
-        res.remove_header("content-type");
-    }
+    // Only these reach the client: an answer without a type (empty) has none, as
+    // upstream's, whatever tide's body would default to.
+    res.insert_ext(Headers(r.headers));
     res
 }
 

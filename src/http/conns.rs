@@ -14,14 +14,27 @@ const HEAD: u8 = 1;
 /// A request is being answered (its body read, handled, or its response written).
 const BUSY: u8 = 2;
 
+/// What a busy connection is doing.
+const READING: u8 = 1;
+const HANDLING: u8 = 2;
+const WRITING: u8 = 3;
+
+/// A busy connection whose client has sent or taken nothing for this long may be closed
+/// to make room at the cap: it is not the one to keep when connections run out.
+const STALLED_MS: u64 = 1000;
+
 /// One open connection, shared by its task, its socket and the table.
 pub struct Conn {
     id: u64,
     state: AtomicU8,
     /// When the current state began, in milliseconds since the table's epoch.
     since: AtomicU64,
-    /// Set to make the task close the connection if it is not answering a request.
+    /// Set to make the task close the connection (idle, or busy but stalled).
     evict: AtomicBool,
+    /// While busy: reading the body, handling, or writing the answer.
+    phase: AtomicU8,
+    /// While reading or writing: when bytes last moved, in ms since the epoch.
+    progress: AtomicU64,
     waker: Mutex<Option<Waker>>,
     table: Arc<Inner>,
 }
@@ -44,7 +57,45 @@ impl Conn {
 
     /// A request head is complete and is being answered.
     pub fn busy(&self) {
+        self.phase.store(HANDLING, Ordering::SeqCst);
         self.set(BUSY);
+    }
+
+    /// The request's body is being read.
+    pub fn reading(&self) {
+        self.progressed();
+        self.phase.store(READING, Ordering::SeqCst);
+    }
+
+    /// The body is read: the request is being handled.
+    pub fn handling(&self) {
+        self.phase.store(HANDLING, Ordering::SeqCst);
+    }
+
+    /// The answer is being written (hyper took a piece of it).
+    pub fn writing(&self) {
+        self.progressed();
+        self.phase.store(WRITING, Ordering::SeqCst);
+    }
+
+    /// Bytes of the body came in, or hyper took more of the answer.
+    pub fn progressed(&self) {
+        self.progress.store(self.table.now_ms(), Ordering::SeqCst);
+    }
+
+    /// How eagerly this connection makes room at the cap: `None` if it must be kept (it
+    /// is being handled, or moving bytes); lower first.
+    fn eviction_rank(&self, now_ms: u64) -> Option<(u8, u64)> {
+        if self.evict.load(Ordering::SeqCst) {
+            return None;
+        }
+        if self.state.load(Ordering::SeqCst) != BUSY {
+            return Some((0, self.since.load(Ordering::SeqCst)));
+        }
+        let phase = self.phase.load(Ordering::SeqCst);
+        let progress = self.progress.load(Ordering::SeqCst);
+        (phase != HANDLING && now_ms.saturating_sub(progress) >= STALLED_MS)
+            .then_some((1, progress))
     }
 
     /// The last response is written: waiting for the next request.
@@ -79,15 +130,26 @@ impl Conn {
     }
 
     /// What the connection's task should do now, given the timeouts.
-    pub fn verdict(&self, idle_timeout: Duration, head_timeout: Duration) -> Verdict {
-        let state = self.state.load(Ordering::SeqCst);
-        if state == BUSY {
-            // Body reads have their own deadline; handlers finish on their own.
-            return Verdict::Wait(None);
-        }
+    pub fn verdict(&self, t: &Timeouts) -> Verdict {
         if self.evict.load(Ordering::SeqCst) {
             return Verdict::Close("closed to make room for a new connection");
         }
+        let state = self.state.load(Ordering::SeqCst);
+        if state == BUSY {
+            if self.phase.load(Ordering::SeqCst) != WRITING {
+                // Body reads have their own deadline; handlers finish on their own.
+                return Verdict::Wait(None);
+            }
+            let at = self.table.epoch
+                + Duration::from_millis(self.progress.load(Ordering::SeqCst))
+                + t.write_stall;
+            return if Instant::now() >= at {
+                Verdict::Close("the client stopped reading its answer")
+            } else {
+                Verdict::Wait(Some(at))
+            };
+        }
+        let (idle_timeout, head_timeout) = (t.idle, t.head);
         let (limit, why) = if state == IDLE {
             (idle_timeout, "idle timeout")
         } else {
@@ -101,6 +163,17 @@ impl Conn {
             Verdict::Wait(Some(deadline))
         }
     }
+}
+
+/// The watchdog's bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// Waiting for the next request.
+    pub idle: Duration,
+    /// From a head's first byte to its end.
+    pub head: Duration,
+    /// An answer the client takes nothing of.
+    pub write_stall: Duration,
 }
 
 impl Drop for Conn {
@@ -120,6 +193,33 @@ struct Inner {
     /// Weak handles: a connection leaves the table when its task drops it.
     open: Mutex<HashMap<u64, std::sync::Weak<Conn>>>,
     draining: AtomicBool,
+    /// Sockets outside the table: closing ones that linger, refused ones being told so.
+    lingering: std::sync::atomic::AtomicUsize,
+    refusing: std::sync::atomic::AtomicUsize,
+}
+
+/// At most this many closing sockets linger, and this many refused ones are answered,
+/// at once (the rest are closed at once): they hold descriptors outside the cap, within
+/// the reserve `http` keeps.
+pub const MAX_LINGERING: usize = 16;
+pub const MAX_REFUSING: usize = 16;
+
+/// A slot among the lingering or refusing sockets, given back when dropped.
+pub struct Slot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn take_slot(count: &std::sync::atomic::AtomicUsize, max: usize) -> Option<Slot<'_>> {
+    count
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Slot(count))
 }
 
 impl Inner {
@@ -140,7 +240,19 @@ impl Conns {
             next: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
+            lingering: Default::default(),
+            refusing: Default::default(),
         }))
+    }
+
+    /// A slot to linger in, if one is free.
+    pub fn linger_slot(&self) -> Option<Slot<'_>> {
+        take_slot(&self.0.lingering, MAX_LINGERING)
+    }
+
+    /// A slot to answer a refused connection in, if one is free.
+    pub fn refuse_slot(&self) -> Option<Slot<'_>> {
+        take_slot(&self.0.refusing, MAX_REFUSING)
     }
 
     pub fn cap(&self) -> usize {
@@ -151,10 +263,11 @@ impl Conns {
         lock(&self.0.open).len()
     }
 
-    /// Takes a new connection into the table. At the cap, the connection that has waited
-    /// longest without a request in flight (idle, or still sending a head) is told to
-    /// close to make room; if every connection is answering a request, `None`: the new
-    /// one is refused.
+    /// Takes a new connection into the table. At the cap, one is told to close to make
+    /// room: the one that has waited longest without a request (idle, or still sending a
+    /// head), else the one whose client has moved no bytes of its body or answer for
+    /// longest (at least a second); if every connection is busy otherwise, `None`: the
+    /// new one is refused.
     pub fn admit(&self) -> Option<Arc<Conn>> {
         // Handles are upgraded under the lock but dropped after it: a connection whose
         // last handle goes here removes itself from the table, which takes the lock.
@@ -167,12 +280,12 @@ impl Conns {
             }
         };
         if !candidates.is_empty() {
+            let now = self.0.now_ms();
             let victim = candidates
                 .iter()
-                .filter(|c| {
-                    c.state.load(Ordering::SeqCst) != BUSY && !c.evict.load(Ordering::SeqCst)
-                })
-                .min_by_key(|c| c.since.load(Ordering::SeqCst))?;
+                .filter_map(|c| Some((c.eviction_rank(now)?, c)))
+                .min_by_key(|(rank, _)| *rank)?
+                .1;
             victim.evict.store(true, Ordering::SeqCst);
             victim.wake();
         }
@@ -181,6 +294,8 @@ impl Conns {
             state: AtomicU8::new(IDLE),
             since: AtomicU64::new(self.0.now_ms()),
             evict: AtomicBool::new(false),
+            phase: AtomicU8::new(HANDLING),
+            progress: AtomicU64::new(0),
             waker: Mutex::new(None),
             table: self.0.clone(),
         });
@@ -212,6 +327,14 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(3600);
 
+    fn t(idle: Duration, head: Duration) -> Timeouts {
+        Timeouts {
+            idle,
+            head,
+            write_stall: LONG,
+        }
+    }
+
     #[test]
     fn beyond_the_cap_the_longest_waiting_idle_connection_makes_room() {
         let conns = Conns::new(2);
@@ -221,18 +344,50 @@ mod tests {
         b.bytes_arrived();
         let c = conns.admit().unwrap();
         assert_eq!(
-            a.verdict(LONG, LONG),
+            a.verdict(&t(LONG, LONG)),
             Verdict::Close("closed to make room for a new connection")
         );
         assert_eq!(
-            b.verdict(LONG, LONG),
+            b.verdict(&t(LONG, LONG)),
             Verdict::Wait(Some(
                 b.table.epoch + Duration::from_millis(b.since.load(Ordering::SeqCst)) + LONG
             ))
         );
-        assert!(matches!(c.verdict(LONG, LONG), Verdict::Wait(Some(_))));
+        assert!(matches!(c.verdict(&t(LONG, LONG)), Verdict::Wait(Some(_))));
         drop(a);
         assert_eq!(conns.len(), 2);
+    }
+
+    #[test]
+    fn a_stalled_upload_or_answer_makes_room_but_a_handled_request_never_does() {
+        let conns = Conns::new(1);
+        let a = conns.admit().unwrap();
+        a.busy();
+        a.reading();
+        // Moving bytes a moment ago: kept.
+        assert!(conns.admit().is_none());
+        // Stalled for over a second: it goes.
+        a.progress.store(0, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(1100));
+        let b = conns.admit().unwrap();
+        assert_eq!(
+            a.verdict(&t(LONG, LONG)),
+            Verdict::Close("closed to make room for a new connection")
+        );
+        // A request being handled is never chosen.
+        b.busy();
+        assert!(conns.admit().is_none());
+        // An answer nobody reads is closed after the write stall bound.
+        b.writing();
+        let stall = Timeouts {
+            idle: LONG,
+            head: LONG,
+            write_stall: Duration::ZERO,
+        };
+        assert_eq!(
+            b.verdict(&stall),
+            Verdict::Close("the client stopped reading its answer")
+        );
     }
 
     #[test]
@@ -242,17 +397,17 @@ mod tests {
         a.busy();
         assert!(conns.admit().is_none());
         assert_eq!(
-            a.verdict(Duration::ZERO, Duration::ZERO),
+            a.verdict(&t(Duration::ZERO, Duration::ZERO)),
             Verdict::Wait(None)
         );
         a.idle();
         assert_eq!(
-            a.verdict(Duration::ZERO, LONG),
+            a.verdict(&t(Duration::ZERO, LONG)),
             Verdict::Close("idle timeout")
         );
         a.bytes_arrived();
         assert_eq!(
-            a.verdict(LONG, Duration::ZERO),
+            a.verdict(&t(LONG, Duration::ZERO)),
             Verdict::Close("timed out reading a request head")
         );
     }

@@ -2,7 +2,7 @@
 //! drain; per request, Go's framing rules, the body read within its limits, then tide.
 
 use super::bridge::{self, App};
-use super::conns::{Conn, Conns, Verdict};
+use super::conns::{Conn, Conns, Timeouts, Verdict};
 use super::rt::Io;
 use crate::service::Head;
 use async_std::channel;
@@ -16,6 +16,7 @@ use std::future::Future;
 use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -32,9 +33,17 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Between requests on a keep-alive connection.
     pub idle_timeout: Duration,
+    /// An answer the client takes nothing of for this long is abandoned.
+    pub write_timeout: Duration,
     /// Open connections across all listeners.
     pub max_connections: usize,
+    /// Request body bytes held at once, across all requests (read, queued or handled).
+    pub max_body_bytes_in_flight: usize,
 }
+
+/// Go reads and drops up to this much of a body its handler did not read, so that the
+/// connection can serve the next request.
+const DISCARD_BYTES: u64 = 256 * 1024;
 
 /// hyper's own header count bound (Go has none; its byte bound applies). Each slot costs
 /// 32 bytes of a per-request allocation.
@@ -49,6 +58,43 @@ pub struct Ctx {
     pub conns: Conns,
     pub app: App,
     builder: hyper::server::conn::http1::Builder,
+    /// Body bytes held now (see `Limits::max_body_bytes_in_flight`).
+    in_flight: AtomicUsize,
+}
+
+/// Body bytes reserved against the budget, given back when dropped (after the handler
+/// that holds the body is done with it).
+pub struct Budget {
+    ctx: Arc<Ctx>,
+    held: usize,
+}
+
+impl Budget {
+    fn new(ctx: Arc<Ctx>) -> Budget {
+        Budget { ctx, held: 0 }
+    }
+
+    /// Reserves `n` more bytes; false if the budget cannot take them.
+    fn grow(&mut self, n: usize) -> bool {
+        let max = self.ctx.limits.max_body_bytes_in_flight;
+        let ok = self
+            .ctx
+            .in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+                held.checked_add(n).filter(|&t| t <= max)
+            })
+            .is_ok();
+        if ok {
+            self.held += n;
+        }
+        ok
+    }
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        self.ctx.in_flight.fetch_sub(self.held, Ordering::SeqCst);
+    }
 }
 
 impl Ctx {
@@ -69,6 +115,7 @@ impl Ctx {
             conns,
             app,
             builder,
+            in_flight: AtomicUsize::new(0),
         }
     }
 }
@@ -76,31 +123,39 @@ impl Ctx {
 /// Accepts connections until `stop` closes, then drops the listener.
 pub async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, stop: channel::Receiver<()>) {
     loop {
-        let accepted = either(listener.accept(), stop.recv()).await;
+        // The stop signal first: under a flood, accept is always ready.
+        let accepted = either(stop.recv(), listener.accept()).await;
         let stream = match accepted {
-            Either::Left(Ok((s, _))) => s,
-            Either::Left(Err(e)) => {
+            Either::Right(Ok((s, _))) => s,
+            Either::Right(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.
                 log::warn!("accept failed: {e}");
                 task::sleep(Duration::from_millis(50)).await;
                 continue;
             }
-            Either::Right(_) => return,
+            Either::Left(_) => return,
         };
         match ctx.conns.admit() {
             Some(conn) => {
                 task::spawn(drive(stream, ctx.clone(), conn));
             }
             None => {
-                task::spawn(refuse(stream, ctx.conns.cap()));
+                task::spawn(refuse(stream, ctx.conns.clone()));
             }
         }
     }
 }
 
-/// Every connection is answering a request and the table is full: say so and close.
-async fn refuse(mut stream: TcpStream, cap: usize) {
-    let msg = format!("too many open connections (--web.max-connections={cap})\n");
+/// Every connection is answering a request and the table is full: say so and close (at
+/// once, without a word, when too many are being refused already).
+async fn refuse(mut stream: TcpStream, conns: Conns) {
+    let Some(_slot) = conns.refuse_slot() else {
+        return;
+    };
+    let msg = format!(
+        "too many open connections (--web.max-connections={})\n",
+        conns.cap()
+    );
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{msg}",
         msg.len()
@@ -148,7 +203,11 @@ async fn drive(stream: TcpStream, ctx: Arc<Ctx>, conn: Arc<Conn>) {
     let mut http = ctx.builder.serve_connection(io, service);
     let mut graceful = false;
     let mut timer: Option<(Instant, Sleep)> = None;
-    let (idle, head) = (ctx.limits.idle_timeout, ctx.limits.head_timeout);
+    let timeouts = Timeouts {
+        idle: ctx.limits.idle_timeout,
+        head: ctx.limits.head_timeout,
+        write_stall: ctx.limits.write_timeout,
+    };
     let end = std::future::poll_fn(|cx| {
         conn.register(cx.waker());
         if ctx.conns.draining() && !graceful {
@@ -156,9 +215,13 @@ async fn drive(stream: TcpStream, ctx: Arc<Ctx>, conn: Arc<Conn>) {
             graceful = true;
             Pin::new(&mut http).graceful_shutdown();
         }
+        // hyper first: the bytes it reads may start a head, which moves the deadline.
+        if let Poll::Ready(r) = http.poll_without_shutdown(cx) {
+            return Poll::Ready(r.map_err(|_| Closed::Error));
+        }
         loop {
-            match conn.verdict(idle, head) {
-                Verdict::Close(why) => return Poll::Ready(Err(why)),
+            match conn.verdict(&timeouts) {
+                Verdict::Close(why) => return Poll::Ready(Err(Closed::Watchdog(why))),
                 Verdict::Wait(Some(at)) => {
                     if timer.as_ref().is_none_or(|(t, _)| *t != at) {
                         let wait = at.saturating_duration_since(Instant::now());
@@ -173,21 +236,34 @@ async fn drive(stream: TcpStream, ctx: Arc<Ctx>, conn: Arc<Conn>) {
                 }
                 Verdict::Wait(None) => timer = None,
             }
-            break;
+            return Poll::Pending;
         }
-        http.poll_without_shutdown(cx)
-            .map(|r| r.map_err(|_| "connection error"))
     })
     .await;
     drop(http);
+    // Out of the table before lingering: a closing socket is no connection to keep.
+    drop(conn);
     match end {
-        Ok(()) => linger(&stream).await,
+        // hyper is done (its own 400 or 431 included): the client may still be sending.
+        Ok(()) | Err(Closed::Error) => {
+            if let Some(_slot) = ctx.conns.linger_slot() {
+                linger(&stream).await;
+            }
+        }
         // A head cut short, an idle spell or an eviction: nothing is owed, just close.
-        Err(why) => log::debug!(
+        Err(Closed::Watchdog(why)) => log::debug!(
             "closing connection from {}: {why}",
             remote.map_or_else(|| "-".into(), |a| a.to_string())
         ),
     }
+}
+
+/// Why a connection ended other than cleanly.
+enum Closed {
+    /// hyper gave up on it (a parse error it answered, a reset, a write error).
+    Error,
+    /// Our watchdog closed it.
+    Watchdog(&'static str),
 }
 
 /// Half-closes, then reads (and drops) what the client still sends for a moment, so that
@@ -229,7 +305,7 @@ async fn exchange(
 ) -> Result<hyper::Response<Outgoing>, Infallible> {
     conn.busy();
     let idle = IdleOnDrop(conn);
-    let (parts, incoming) = req.into_parts();
+    let (parts, mut incoming) = req.into_parts();
     if let Some((status, msg)) = framing(&parts) {
         return Ok(plain(status, msg, idle));
     }
@@ -252,17 +328,38 @@ async fn exchange(
         remote: remote.map(|a| a.to_string()),
     };
     let plan = bridge::plan(&ctx.app, &head);
+    let mut budget = Budget::new(ctx.clone());
     let body = if plan.wants_body {
-        match read_body(incoming, &ctx.limits).await {
+        idle.0.reading();
+        match read_body(&mut incoming, &ctx.limits, &mut budget, &idle.0).await {
             Ok(b) => b,
             Err((status, msg)) => return Ok(plain(status, &msg, idle)),
         }
     } else {
-        // Not read: hyper closes the connection after the answer if the client sends one.
+        // A small body the route does not take is read and dropped, as Go does, so the
+        // connection serves the next request; a larger one (or one the client waits for
+        // a 100 Continue to send) is not read, and hyper closes after the answer.
+        let small = incoming
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= DISCARD_BYTES);
+        if small && !parts.headers.contains_key(EXPECT) {
+            let mut nothing = Limits {
+                max_body_bytes: DISCARD_BYTES as usize,
+                ..ctx.limits.clone()
+            };
+            nothing.max_body_bytes_in_flight = usize::MAX;
+            let mut free = Budget::new(ctx.clone());
+            if let Err((status, msg)) = read_body(&mut incoming, &nothing, &mut free, &idle.0).await
+            {
+                return Ok(plain(status, &msg, idle));
+            }
+        }
         drop(incoming);
         Vec::new()
     };
-    Ok(bridge::respond(&ctx.app, head, body, plan, idle).await)
+    idle.0.handling();
+    Ok(bridge::respond(&ctx.app, head, body, plan, budget, idle).await)
 }
 
 /// The framing rules where Go's net/http is stricter than hyper; `None` if the head is
@@ -286,8 +383,12 @@ fn framing(parts: &hyper::http::request::Parts) -> Option<(u16, &'static str)> {
     {
         return Some((501, "Unsupported transfer encoding"));
     }
+    // Go's rule: an Expect header without the 100-continue token is a 417.
     if let Some(e) = parts.headers.get(EXPECT)
-        && !e.as_bytes().eq_ignore_ascii_case(b"100-continue")
+        && !e
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"100-continue"))
     {
         return Some((417, "Expectation Failed"));
     }
@@ -297,8 +398,20 @@ fn framing(parts: &hyper::http::request::Parts) -> Option<(u16, &'static str)> {
 /// Reads a body within the size and time bounds: 413 if its `Content-Length` or what
 /// arrives exceeds the bound (checked before reading and while reading), 408 when the
 /// client is too slow, 400 when it ends early.
-async fn read_body(mut body: Incoming, limits: &Limits) -> Result<Vec<u8>, (u16, String)> {
+async fn read_body(
+    body: &mut Incoming,
+    limits: &Limits,
+    budget: &mut Budget,
+    conn: &Conn,
+) -> Result<Vec<u8>, (u16, String)> {
     let max = limits.max_body_bytes;
+    let busy = || {
+        (
+            503,
+            "too many request bodies in flight (--push.max-body-bytes-in-flight); try again shortly"
+                .to_string(),
+        )
+    };
     let too_large = || {
         (
             413,
@@ -309,10 +422,17 @@ async fn read_body(mut body: Incoming, limits: &Limits) -> Result<Vec<u8>, (u16,
     if announced.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
+    // A known length is reserved whole before reading; a chunked body as it comes.
+    if let Some(n) = announced
+        && !budget.grow(n as usize)
+    {
+        return Err(busy());
+    }
     let mut out = Vec::with_capacity(announced.unwrap_or(0).min(1 << 20) as usize);
     let read = async {
-        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
         {
+            conn.progressed();
             let frame = frame.map_err(|e| {
                 (
                     400,
@@ -322,6 +442,9 @@ async fn read_body(mut body: Incoming, limits: &Limits) -> Result<Vec<u8>, (u16,
             if let Ok(data) = frame.into_data() {
                 if out.len() + data.len() > max {
                     return Err(too_large());
+                }
+                if announced.is_none() && !budget.grow(data.len()) {
+                    return Err(busy());
                 }
                 out.extend_from_slice(&data);
             }
@@ -403,6 +526,8 @@ impl hyper::body::Body for Outgoing {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
+        // hyper asks for more only when it has written what it had: progress.
+        this._idle.0.writing();
         match &mut this.source {
             Source::Bytes(b) => Poll::Ready(
                 b.take()

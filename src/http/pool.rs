@@ -95,7 +95,11 @@ impl Pool {
                 return Err(Busy);
             }
             q.push_back(Box::new(move || {
-                let _ = tx.try_send(f());
+                // Its client gone (the request's future dropped): not worth doing, and
+                // dropping `f` frees what it holds.
+                if !tx.is_closed() {
+                    let _ = tx.try_send(f());
+                }
             }));
         }
         lane.ready.notify_one();
