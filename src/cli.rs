@@ -181,7 +181,7 @@ const FLAGS: &[Flag] = &[
         name: "push.max-body-bytes-in-flight",
         kind: Kind::Value,
         default: "64MB",
-        help: "Maximum request body bytes held at once across all requests being read, queued or handled; beyond it, 503.",
+        help: "Maximum request body bytes (as sent) held at once across all requests being read, queued or handled; beyond it, 503.",
     },
     Flag {
         name: "push.max-body-bytes",

@@ -634,6 +634,37 @@ fn short_slow_and_idle_clients_are_cut_off_and_change_nothing() {
 }
 
 #[test]
+fn the_body_budget_counts_bytes_that_arrive_not_bytes_announced() {
+    let gw = Gateway::start(&["--push.max-body-bytes-in-flight=32KB"]);
+    // A client announces 30,000 bytes and sends none: it holds none of the budget.
+    let mut idle = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    idle.write_all(
+        b"PUT /metrics/job/announced HTTP/1.1\r\nHost: x\r\nContent-Length: 30000\r\n\r\n",
+    )
+    .unwrap();
+    let body: String = (0..500)
+        .map(|i| format!("budget{{i=\"{i}\"}} 1\n"))
+        .collect();
+    assert!(body.len() > 8000 && body.len() < 16000);
+    let r = gw.put("/metrics/job/fits", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A body larger than the whole budget: 503, and nothing changes.
+    let before = gw.pushed();
+    let big: String = (0..3000)
+        .map(|i| format!("budget{{i=\"{i}\"}} 1\n"))
+        .collect();
+    let r = gw.put("/metrics/job/too_big", &big);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.text().contains("(--push.max-body-bytes-in-flight)"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(gw.pushed(), before);
+    drop(idle);
+}
+
+#[test]
 fn beyond_the_connection_cap_busy_connections_keep_theirs_and_newcomers_get_503() {
     let gw = Gateway::start(&["--web.max-connections=2"]);
     // Two requests mid-body: their "100 Continue" says the gateway is reading their

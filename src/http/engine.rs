@@ -41,6 +41,9 @@ pub struct Limits {
     pub max_body_bytes_in_flight: usize,
 }
 
+/// The largest piece of an answer handed to hyper at once.
+const FRAME: usize = 64 * 1024;
+
 /// Go reads and drops up to this much of a body its handler did not read, so that the
 /// connection can serve the next request.
 const DISCARD_BYTES: u64 = 256 * 1024;
@@ -331,7 +334,7 @@ async fn exchange(
     let mut budget = Budget::new(ctx.clone());
     let body = if plan.wants_body {
         idle.0.reading();
-        match read_body(&mut incoming, &ctx.limits, &mut budget, &idle.0).await {
+        match read_body(&mut incoming, &ctx.limits, Some(&mut budget), &idle.0).await {
             Ok(b) => b,
             Err((status, msg)) => return Ok(plain(status, &msg, idle)),
         }
@@ -344,14 +347,12 @@ async fn exchange(
             .exact()
             .is_some_and(|n| n <= DISCARD_BYTES);
         if small && !parts.headers.contains_key(EXPECT) {
-            let mut nothing = Limits {
+            let discard = Limits {
                 max_body_bytes: DISCARD_BYTES as usize,
                 ..ctx.limits.clone()
             };
-            nothing.max_body_bytes_in_flight = usize::MAX;
-            let mut free = Budget::new(ctx.clone());
-            if let Err((status, msg)) = read_body(&mut incoming, &nothing, &mut free, &idle.0).await
-            {
+            idle.0.reading();
+            if let Err((status, msg)) = read_body(&mut incoming, &discard, None, &idle.0).await {
                 return Ok(plain(status, &msg, idle));
             }
         }
@@ -401,7 +402,7 @@ fn framing(parts: &hyper::http::request::Parts) -> Option<(u16, &'static str)> {
 async fn read_body(
     body: &mut Incoming,
     limits: &Limits,
-    budget: &mut Budget,
+    mut budget: Option<&mut Budget>,
     conn: &Conn,
 ) -> Result<Vec<u8>, (u16, String)> {
     let max = limits.max_body_bytes;
@@ -422,13 +423,12 @@ async fn read_body(
     if announced.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
-    // A known length is reserved whole before reading; a chunked body as it comes.
-    if let Some(n) = announced
-        && !budget.grow(n as usize)
-    {
-        return Err(busy());
-    }
-    let mut out = Vec::with_capacity(announced.unwrap_or(0).min(1 << 20) as usize);
+    // Bytes are reserved as they arrive (a body announced but never sent holds nothing).
+    // A known length gets its buffer once its bytes start to exceed a first 64 KiB, at
+    // its exact size, so that it never doubles. Without a budget, the body is dropped as
+    // it comes: nothing is kept.
+    let mut out = Vec::new();
+    let mut seen = 0usize;
     let read = async {
         while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
         {
@@ -440,13 +440,24 @@ async fn read_body(
                 )
             })?;
             if let Ok(data) = frame.into_data() {
-                if out.len() + data.len() > max {
+                seen += data.len();
+                if seen > max {
                     return Err(too_large());
                 }
-                if announced.is_none() && !budget.grow(data.len()) {
-                    return Err(busy());
+                if let Some(b) = budget.as_deref_mut() {
+                    if !b.grow(data.len()) {
+                        return Err(busy());
+                    }
+                    if out.capacity() < seen {
+                        let want = match announced {
+                            Some(n) if seen > 64 * 1024 => n as usize,
+                            Some(n) => (n as usize).min(64 * 1024),
+                            None => seen,
+                        };
+                        out.reserve_exact(want.max(seen) - out.len());
+                    }
+                    out.extend_from_slice(&data);
                 }
-                out.extend_from_slice(&data);
             }
         }
         Ok(())
@@ -539,7 +550,9 @@ impl hyper::body::Body for Outgoing {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
                     Poll::Ready(Ok([])) => return Poll::Ready(None),
-                    Poll::Ready(Ok(buf)) => Bytes::copy_from_slice(buf),
+                    // At most 64 KiB a frame: an answer held in memory whole would go to
+                    // hyper in one piece, copied twice, and its progress seen only once.
+                    Poll::Ready(Ok(buf)) => Bytes::copy_from_slice(&buf[..buf.len().min(FRAME)]),
                 };
                 Pin::new(&mut **r).consume(chunk.len());
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
