@@ -41,6 +41,10 @@ pub struct Limits {
     pub max_body_bytes_in_flight: usize,
 }
 
+/// Connections told to close (to make room) that may still be open before accepting
+/// pauses: each holds a descriptor beyond the cap, within the reserve.
+const MAX_CLOSING: usize = 16;
+
 /// The largest piece of an answer handed to hyper at once.
 const FRAME: usize = 64 * 1024;
 
@@ -126,6 +130,15 @@ impl Ctx {
 /// Accepts connections until `stop` closes, then drops the listener.
 pub async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, stop: channel::Receiver<()>) {
     loop {
+        // At the cap every admission tells one connection to close; until enough of
+        // them have, new ones wait in the kernel's backlog, where they cost us no
+        // descriptor, and the table (which `admit` walks) stays near the cap.
+        while ctx.conns.len() > ctx.conns.cap() + MAX_CLOSING {
+            if stop.is_closed() {
+                return;
+            }
+            task::sleep(Duration::from_millis(1)).await;
+        }
         // The stop signal first: under a flood, accept is always ready.
         let accepted = either(stop.recv(), listener.accept()).await;
         let stream = match accepted {
@@ -146,6 +159,9 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, stop: channel::Re
                 task::spawn(refuse(stream, ctx.conns.clone()));
             }
         }
+        // Under a flood accept is always ready and this loop would never give the
+        // executor back: the connections it was told to close would not get to close.
+        task::yield_now().await;
     }
 }
 
