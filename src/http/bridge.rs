@@ -50,7 +50,11 @@ pub async fn respond(
     idle: IdleOnDrop,
 ) -> hyper::Response<Outgoing> {
     // tide routes on this URL; the real path travels with the request (`route` decides).
-    let url = tide::http::Url::parse("http://localhost/").expect("a constant URL parses");
+    // Parsed once: every request would otherwise parse the same constant.
+    static URL: std::sync::OnceLock<tide::http::Url> = std::sync::OnceLock::new();
+    let url = URL
+        .get_or_init(|| tide::http::Url::parse("http://localhost/").expect("a constant URL parses"))
+        .clone();
     let method = head.method.parse().unwrap_or(tide::http::Method::Get);
     let mut req = tide::http::Request::new(method, url);
     req.ext_mut()

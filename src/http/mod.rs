@@ -60,7 +60,10 @@ impl Server {
         let listeners: Vec<_> = listeners
             .into_iter()
             .map(|l| {
-                let _ = l.set_nonblocking(true);
+                // A blocking listener would hold an executor thread in accept.
+                if let Err(e) = l.set_nonblocking(true) {
+                    log::error!("cannot make a listener non-blocking: {e}");
+                }
                 async_std::net::TcpListener::from(l)
             })
             .collect();
