@@ -1,55 +1,97 @@
-//! The durable mode's journal (`--persistence.sync=always`): each store change appended and fsynced, many per fsync, before its request is answered; replayed over the snapshot at start.
+//! The durable mode's journal (`--persistence.sync=always`): each store change appended and fsynced, many per fsync, before its request is answered; replayed over the snapshot it follows at start.
 //!
-//! Files sit beside the persistence file as `<file>.journal.<N>`, where N is the number of
-//! the last change before the file's first record. A snapshot that holds changes up to S
-//! starts file `.journal.S` (at the very instant it is cut, under the store's lock), and
-//! once the snapshot is safely on disk the older files go. A record is
-//! `u32 length | u32 CRC-32C | u64 change number | u8 kind | body` (little-endian): kind 1
-//! is a group's new state (labels, then families as name, push time in nanoseconds and a
-//! protobuf `MetricFamily`), kind 2 a group's removal (labels). A torn last record (a
-//! crash mid-write, never acknowledged) ends the replay.
+//! Files sit beside the persistence file as `<file>.journal.<N>`: a header (magic, the
+//! lineage, N), then records of the changes after change N. A snapshot that holds
+//! changes up to S starts file `.journal.S` at the instant it is cut (under the store's
+//! lock); once the snapshot is on disk, the older files go. The lineage is the history
+//! a snapshot and its journal files share (the snapshot's trailer names it too): a
+//! journal is replayed only over a snapshot of its lineage (or, with no file at all, from
+//! change 0), so the Go gateway's file, or one restored from a backup, never gets stale
+//! changes replayed over it.
+//!
+//! A record is `u32 length | u32 CRC-32C of the body | u32 CRC-32C of those 8 bytes |
+//! body`, little-endian; the body is `u64 change number | u8 kind | ...`: kind 1, a
+//! group's whole new state (labels, then families as name, push time in nanoseconds and
+//! a protobuf `MetricFamily`); kind 3, the families a change wrote into a group (same
+//! layout, the group's other families kept); kind 2, a group's removal (labels). Change
+//! numbers follow each other without a hole, which replay checks.
+//!
+//! Replay keeps every byte it cannot use: a torn last record (shorter than its length
+//! says, or zeros: a crash mid-write, never acknowledged) is cut off; a damaged record
+//! stops the replay there and its file is renamed `.damaged`, with later files renamed
+//! `.stale`, as are files of another lineage. A write that fails (disk full, read-only)
+//! fails its changes and every later one until a snapshot holds them (`Journal::run`).
 
 use crate::compress::crc32c;
 use crate::snapshot::{self, FamilyRecord, GroupRecord};
 use crate::store::Change;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, UNIX_EPOCH};
+
+const MAGIC: &[u8; 8] = b"pgw-jrn\x01";
+const HEADER: usize = 28;
+/// The journal asks for an early snapshot once its file outgrows the last snapshot, and
+/// never below this: what a restart replays stays about one snapshot's worth.
+const MIN_BOUND: u64 = 1 << 20;
+/// Failed ranges remembered for waiters that have not looked yet.
+const FAILURES_KEPT: usize = 256;
 
 /// A replayed record.
 #[derive(Debug, PartialEq)]
 pub enum Record {
-    Upsert(GroupRecord),
+    /// The group became exactly this.
+    Put(GroupRecord),
+    /// These families were written into the group; its others stay.
+    Patch(GroupRecord),
+    /// The group was removed.
     Remove(Vec<(String, String)>),
 }
 
 enum Item {
     Change(u64, Change),
     Rotate(u64),
+    /// A snapshot holding every change up to this one is on disk.
     Compact(u64),
+    /// The snapshot cut at this change could not be written.
+    SnapshotFailed(u64, String),
 }
 
 #[derive(Default)]
 struct Queue {
     items: Vec<Item>,
-    /// Every change up to this number is on disk.
-    durable: u64,
-    /// Batches that could not be written: their change numbers and why (until a snapshot
-    /// on disk holds those changes).
+    /// Every change up to this number is decided: on disk, or failed.
+    decided: u64,
+    /// Decided changes that failed: first, last, why (merged, the latest kept).
     failed: Vec<(u64, u64, String)>,
     shutdown: bool,
+}
+
+/// Why the journal's chain is broken (a write failed), and how far healing got.
+struct Broken {
+    why: String,
+    /// The snapshot cut at this change started a new file; its changes wait for it.
+    healing: Option<u64>,
+    /// Changes written to that new file, waiting for the snapshot: first, last.
+    held: Option<(u64, u64)>,
 }
 
 pub struct Journal {
     base: PathBuf,
     utf8: bool,
+    lineage: u64,
     queue: Mutex<Queue>,
     work: Condvar,
     done: Condvar,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Asks for a snapshot now (the file outgrew its bound, or a write failed).
+    snapshot_now: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// The size of the last snapshot written, for the bound.
+    last_snapshot: AtomicU64,
 }
 
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {
@@ -65,23 +107,43 @@ fn put_labels(out: &mut Vec<u8>, labels: &[(String, String)]) {
     }
 }
 
+fn put_group(body: &mut Vec<u8>, rec: &GroupRecord) {
+    put_labels(body, &rec.labels);
+    body.extend_from_slice(&(rec.families.len() as u32).to_le_bytes());
+    for f in &rec.families {
+        put_str(body, f.name.as_bytes());
+        let nanos =
+            f.at.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+        body.extend_from_slice(&nanos.to_le_bytes());
+        put_str(body, &f.message);
+    }
+}
+
+fn frame(out: &mut Vec<u8>, body: &[u8]) {
+    let mut head = [0u8; 12];
+    head[..4].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    head[4..8].copy_from_slice(&crc32c(body).to_le_bytes());
+    let sum = crc32c(&head[..8]);
+    head[8..].copy_from_slice(&sum.to_le_bytes());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(body);
+}
+
 fn encode(out: &mut Vec<u8>, seq: u64, change: &Change, utf8: bool) {
     let mut body = Vec::new();
     body.extend_from_slice(&seq.to_le_bytes());
     match change {
-        Change::Upsert(g) => {
-            let rec = snapshot::record_of(g, utf8);
+        Change::Put(g) => {
             body.push(1);
-            put_labels(&mut body, &rec.labels);
-            body.extend_from_slice(&(rec.families.len() as u32).to_le_bytes());
-            for f in &rec.families {
-                put_str(&mut body, f.name.as_bytes());
-                let nanos =
-                    f.at.duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos() as u64);
-                body.extend_from_slice(&nanos.to_le_bytes());
-                put_str(&mut body, &f.message);
-            }
+            put_group(&mut body, &snapshot::record_of(g, utf8));
+        }
+        Change::Patch(g, names) => {
+            body.push(3);
+            put_group(
+                &mut body,
+                &snapshot::record_of_families(g, Some(names), utf8),
+            );
         }
         Change::Remove(key) => {
             body.push(2);
@@ -99,9 +161,17 @@ fn encode(out: &mut Vec<u8>, seq: u64, change: &Change, utf8: bool) {
             put_labels(&mut body, &labels);
         }
     }
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c(&body).to_le_bytes());
-    out.extend_from_slice(&body);
+    frame(out, &body);
+}
+
+fn header(lineage: u64, base: u64) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..16].copy_from_slice(&lineage.to_le_bytes());
+    h[16..24].copy_from_slice(&base.to_le_bytes());
+    let sum = crc32c(&h[..24]);
+    h[24..].copy_from_slice(&sum.to_le_bytes());
+    h
 }
 
 struct Cursor<'a> {
@@ -135,30 +205,72 @@ impl Cursor<'_> {
             .map(|_| Some((self.string()?, self.string()?)))
             .collect()
     }
+    fn group(&mut self) -> Option<GroupRecord> {
+        let labels = self.labels()?;
+        let n = self.u32()?;
+        let families = (0..n)
+            .map(|_| {
+                Some(FamilyRecord {
+                    name: self.string()?,
+                    at: UNIX_EPOCH + Duration::from_nanos(self.u64()?),
+                    message: self.bytes()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(GroupRecord { labels, families })
+    }
 }
 
 fn decode_body(body: &[u8]) -> Option<(u64, Record)> {
     let mut c = Cursor { b: body, pos: 0 };
     let seq = c.u64()?;
     let rec = match c.take(1)?[0] {
-        1 => {
-            let labels = c.labels()?;
-            let n = c.u32()?;
-            let families = (0..n)
-                .map(|_| {
-                    Some(FamilyRecord {
-                        name: c.string()?,
-                        at: UNIX_EPOCH + Duration::from_nanos(c.u64()?),
-                        message: c.bytes()?,
-                    })
-                })
-                .collect::<Option<Vec<_>>>()?;
-            Record::Upsert(GroupRecord { labels, families })
-        }
+        1 => Record::Put(c.group()?),
+        3 => Record::Patch(c.group()?),
         2 => Record::Remove(c.labels()?),
         _ => return None,
     };
     (c.pos == body.len()).then_some((seq, rec))
+}
+
+/// What reading the record at a file's position found.
+enum Next {
+    Record(u64, Record),
+    /// The rest of the file is an unfinished write: shorter than a record, or zeros.
+    Torn,
+    Damaged(String),
+}
+
+/// The record at `c`; `legacy` files (an earlier build's) have no header checksum.
+fn next_record(c: &mut Cursor<'_>, legacy: bool) -> Next {
+    let rest = &c.b[c.pos..];
+    if rest.iter().all(|&b| b == 0) {
+        return Next::Torn;
+    }
+    let head_len = if legacy { 8 } else { 12 };
+    let Some(head) = c.take(head_len) else {
+        return Next::Torn;
+    };
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let sum = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    if !legacy {
+        let head_sum = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+        if crc32c(&head[..8]) != head_sum {
+            return Next::Damaged("a record header's checksum does not match".into());
+        }
+    }
+    let Some(body) = c.take(len) else {
+        // With a checked header, a short body is an unfinished write; in a legacy file
+        // the length itself may be what is damaged, so only the last record can be torn.
+        return Next::Torn;
+    };
+    if crc32c(body) != sum {
+        return Next::Damaged("a record's checksum does not match".into());
+    }
+    match decode_body(body) {
+        Some((seq, rec)) => Next::Record(seq, rec),
+        None => Next::Damaged("a record of an unknown shape".into()),
+    }
 }
 
 /// The journal files of persistence file `base`, oldest first.
@@ -186,87 +298,298 @@ pub fn files(base: &Path) -> Vec<(u64, PathBuf)> {
     out
 }
 
-/// Replays the records of every journal file numbered after `after`, oldest first.
-/// Returns the last change number seen and, if a file ends in a torn or damaged record,
-/// where (what follows it in that file is ignored).
-pub fn replay(base: &Path, after: u64, mut each: impl FnMut(u64, Record)) -> (u64, Vec<String>) {
-    let mut last = after;
-    let mut problems = Vec::new();
-    for (_, path) in files(base) {
+/// What the journal is replayed over.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Over {
+    /// No persistence file: journal files that start at change 0 apply.
+    Nothing,
+    /// Our file, of this lineage, holding the changes up to this one.
+    Snapshot { lineage: u64, seq: u64 },
+    /// A file without our trailer (the Go gateway's) or one that could not be read: no
+    /// journal file follows it.
+    Other,
+}
+
+/// What replay did.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// The lineage the files replayed belong to (None: none was).
+    pub lineage: Option<u64>,
+    /// The last change applied (or the snapshot's).
+    pub last: u64,
+    /// Records applied.
+    pub applied: u64,
+    /// Torn tails cut off (an unfinished, never acknowledged write): for an info line.
+    pub cut: Vec<String>,
+    /// Files renamed aside, each with why: for one error line each.
+    pub set_aside: Vec<String>,
+}
+
+fn aside(path: &Path, suffix: &str, why: &str, out: &mut Vec<String>) {
+    match snapshot::set_aside(path, suffix) {
+        Ok(to) => out.push(format!(
+            "{} {why}; kept as {}",
+            path.display(),
+            to.display()
+        )),
+        Err(e) => out.push(format!(
+            "{} {why}; it could not be renamed aside ({e}) and is left as it is",
+            path.display()
+        )),
+    }
+}
+
+/// Replays, oldest first, the records of the journal files that follow `over`, handing
+/// each to `each`; sets aside the files it cannot use (see the module's comment).
+pub fn replay(base: &Path, over: Over, mut each: impl FnMut(u64, Record)) -> Replayed {
+    let mut out = Replayed::default();
+    let (mut lineage, mut last) = match over {
+        Over::Snapshot { lineage, seq } => (Some(lineage), seq),
+        Over::Nothing | Over::Other => (None, 0),
+    };
+    out.last = last;
+    // Set once the chain of changes is broken: later files cannot be applied.
+    let mut broken: Option<String> = None;
+    for (n, path) in files(base) {
+        if over == Over::Other {
+            aside(
+                &path,
+                ".stale",
+                "does not follow the persistence file (not written by this program, or unreadable), so it is not replayed",
+                &mut out.set_aside,
+            );
+            continue;
+        }
+        if let Some(why) = &broken {
+            aside(
+                &path,
+                ".stale",
+                &format!("is not replayed: {why}"),
+                &mut out.set_aside,
+            );
+            continue;
+        }
         let data = match fs::read(&path) {
             Ok(d) => d,
             Err(e) => {
-                problems.push(format!("{}: {e}", path.display()));
+                let why = format!("could not be read ({e})");
+                aside(&path, ".damaged", &why, &mut out.set_aside);
+                broken = Some(format!("{} {why}", path.display()));
                 continue;
             }
         };
-        let mut c = Cursor { b: &data, pos: 0 };
+        let legacy = !data.starts_with(MAGIC);
+        let (file_lineage, file_base, start) = if legacy {
+            (0, n, 0)
+        } else if data.len() >= HEADER && data[..HEADER] == header_of(&data) {
+            let u = |i: usize| u64::from_le_bytes(data[i..i + 8].try_into().unwrap_or([0; 8]));
+            (u(8), u(16), HEADER)
+        } else {
+            let why = "has a damaged header";
+            aside(&path, ".damaged", why, &mut out.set_aside);
+            broken = Some(format!("{} {why}", path.display()));
+            continue;
+        };
+        match lineage {
+            Some(l) if l != file_lineage => {
+                aside(
+                    &path,
+                    ".stale",
+                    &format!(
+                        "belongs to another persistence file (lineage {file_lineage:016x}, the file's is {l:016x}), so it is not replayed"
+                    ),
+                    &mut out.set_aside,
+                );
+                continue;
+            }
+            None if file_base != 0 => {
+                aside(
+                    &path,
+                    ".stale",
+                    &format!(
+                        "follows change {file_base} of a persistence file that is not there, so it is not replayed"
+                    ),
+                    &mut out.set_aside,
+                );
+                continue;
+            }
+            _ => lineage = Some(file_lineage),
+        }
+        if file_base > last {
+            let why =
+                format!("starts after change {file_base}, but the changes replayed end at {last}");
+            aside(&path, ".stale", &why, &mut out.set_aside);
+            broken = Some(format!("{} {why}", path.display()));
+            continue;
+        }
+        let mut c = Cursor {
+            b: &data,
+            pos: start,
+        };
         while c.pos < data.len() {
             let at = c.pos;
-            let record = (|| {
-                let len = c.u32()? as usize;
-                let sum = c.u32()?;
-                let body = c.take(len)?;
-                if crc32c(body) != sum {
-                    return None;
+            match next_record(&mut c, legacy) {
+                Next::Record(seq, _) if seq <= last => {}
+                Next::Record(seq, rec) if seq == last + 1 => {
+                    last = seq;
+                    out.applied += 1;
+                    each(seq, rec);
                 }
-                decode_body(body)
-            })();
-            let Some((seq, rec)) = record else {
-                problems.push(format!(
-                    "{}: torn or damaged record at byte {at}, {} bytes cut off",
-                    path.display(),
-                    data.len() - at
-                ));
-                // Cut it off, so that records appended later are not stuck behind it.
-                if let Ok(f) = OpenOptions::new().write(true).open(&path) {
-                    let _ = f.set_len(at as u64).and_then(|()| f.sync_all());
+                Next::Record(seq, _) => {
+                    let why = format!(
+                        "jumps from change {last} to {seq} at byte {at}; replay stopped there"
+                    );
+                    aside(&path, ".damaged", &why, &mut out.set_aside);
+                    broken = Some(format!("{} {why}", path.display()));
+                    break;
                 }
-                break;
-            };
-            if seq > after {
-                last = last.max(seq);
-                each(seq, rec);
+                Next::Torn => {
+                    out.cut.push(format!(
+                        "{}: an unfinished write of {} bytes at byte {at} cut off",
+                        path.display(),
+                        data.len() - at
+                    ));
+                    // So that records appended to this file later are not stuck behind it.
+                    if let Ok(f) = OpenOptions::new().write(true).open(&path) {
+                        let _ = f.set_len(at as u64).and_then(|()| f.sync_all());
+                    }
+                    break;
+                }
+                Next::Damaged(what) => {
+                    let why = format!(
+                        "has {what} at byte {at} (after change {last}); replay stopped there, {} bytes not replayed",
+                        data.len() - at
+                    );
+                    aside(&path, ".damaged", &why, &mut out.set_aside);
+                    broken = Some(format!("{} {why}", path.display()));
+                    break;
+                }
             }
         }
     }
-    (last, problems)
+    out.lineage = lineage;
+    out.last = last;
+    out
 }
 
-fn open_file(base: &Path, generation: u64) -> io::Result<File> {
+/// The header `data` should start with, if its checksum holds (else one that cannot match).
+fn header_of(data: &[u8]) -> [u8; HEADER] {
+    let u = |i: usize| u64::from_le_bytes(data[i..i + 8].try_into().unwrap_or([0; 8]));
+    let h = header(u(8), u(16));
+    if h[..] == data[..HEADER] {
+        h
+    } else {
+        [0xff; HEADER]
+    }
+}
+
+fn file_name(base: &Path, generation: u64) -> PathBuf {
     let mut name = base.as_os_str().to_owned();
     name.push(format!(".journal.{generation}"));
-    let f = OpenOptions::new()
+    PathBuf::from(name)
+}
+
+/// Opens file `generation` for appending: a new file gets its header; an existing one
+/// (a file replay ended in with no record after its start) must have this very header.
+fn open_file(base: &Path, lineage: u64, generation: u64) -> io::Result<(File, u64)> {
+    let path = file_name(base, generation);
+    let mut f = OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
-        .open(PathBuf::from(name))?;
+        .open(&path)?;
+    let len = f.metadata()?.len();
+    let want = header(lineage, generation);
+    if len == 0 {
+        f.write_all(&want)?;
+        f.sync_all()?;
+    } else {
+        let mut have = [0u8; HEADER];
+        f.read_exact(&mut have)?;
+        if have != want {
+            return Err(io::Error::other(format!(
+                "{} exists and belongs to something else",
+                path.display()
+            )));
+        }
+    }
     if let Some(dir) = base.parent().filter(|d| !d.as_os_str().is_empty()) {
         File::open(dir)?.sync_all()?;
     }
-    Ok(f)
+    let len = f.metadata()?.len();
+    Ok((f, len))
+}
+
+/// A lineage id for a new history of snapshots and journal files.
+pub fn new_lineage() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish() | 1
+}
+
+/// The file being appended to, and how much of it is known good.
+struct Current {
+    file: Option<File>,
+    generation: u64,
+    /// Bytes on disk, fsynced: a failed write is cut back to this.
+    good: u64,
+    /// An early snapshot was asked for since this file started.
+    asked: bool,
 }
 
 impl Journal {
-    /// Starts a journal whose first file is numbered `generation` (the last change so far).
-    pub fn start(base: &Path, generation: u64, utf8: bool) -> io::Result<Arc<Journal>> {
-        let file = open_file(base, generation)?;
+    /// Starts a journal of `lineage` whose first file is numbered `generation` (the last
+    /// change so far).
+    pub fn start(
+        base: &Path,
+        lineage: u64,
+        generation: u64,
+        utf8: bool,
+    ) -> io::Result<Arc<Journal>> {
+        let (file, good) = open_file(base, lineage, generation)?;
         let j = Arc::new(Journal {
             base: base.to_path_buf(),
             utf8,
+            lineage,
             queue: Mutex::new(Queue {
-                durable: generation,
+                decided: generation,
                 ..Queue::default()
             }),
             work: Condvar::new(),
             done: Condvar::new(),
             thread: Mutex::new(None),
+            snapshot_now: OnceLock::new(),
+            last_snapshot: AtomicU64::new(0),
         });
         let runner = j.clone();
+        let current = Current {
+            file: Some(file),
+            generation,
+            good,
+            asked: false,
+        };
         let handle = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || runner.run(file, generation))?;
+            .spawn(move || runner.run(current))?;
         *j.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         Ok(j)
+    }
+
+    /// What asks the persistence thread for a snapshot now.
+    pub fn on_snapshot_needed(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.snapshot_now.set(f);
+    }
+
+    fn ask_snapshot(&self) {
+        if let Some(f) = self.snapshot_now.get() {
+            f();
+        }
     }
 
     fn enqueue(&self, item: Item) {
@@ -285,21 +608,30 @@ impl Journal {
         self.enqueue(Item::Rotate(seq));
     }
 
-    /// Removes the files before file `seq`, whose changes a snapshot on disk now holds.
-    pub fn compact(&self, seq: u64) {
+    /// The snapshot cut at `seq`, `bytes` long, is on disk: the files before file `seq`
+    /// go.
+    pub fn compact(&self, seq: u64, bytes: u64) {
+        self.last_snapshot.store(bytes, Ordering::Relaxed);
         self.enqueue(Item::Compact(seq));
     }
 
-    /// Waits until the changes numbered `after + 1 ..= upto` are on disk; an error if one
-    /// of them could not be written. (A request knows the change number before and after
-    /// its change, so it may wait for others' changes too: never for less than its own.)
+    /// The snapshot cut at `seq` could not be written.
+    pub fn snapshot_failed(&self, seq: u64, why: String) {
+        self.enqueue(Item::SnapshotFailed(seq, why));
+    }
+
+    /// Waits until the changes numbered `after + 1 ..= upto` are decided; an error if one
+    /// of them could not be made durable. (A request knows the change number before and
+    /// after its change, so it may wait for others' changes too: never for less than its
+    /// own.)
     pub fn wait(&self, after: u64, upto: u64) -> Result<(), String> {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if q.durable >= upto {
+            if q.decided >= upto {
                 if let Some((_, _, e)) = q
                     .failed
                     .iter()
+                    .rev()
                     .find(|(lo, hi, _)| *lo <= upto && *hi > after)
                 {
                     return Err(e.clone());
@@ -326,8 +658,54 @@ impl Journal {
         }
     }
 
-    fn run(&self, mut file: File, mut current: u64) {
+    /// Decides changes `lo..=hi`: failed with `why` if given.
+    fn decide(&self, lo: u64, hi: u64, failed: Option<&str>) {
+        if hi == 0 || lo > hi {
+            return;
+        }
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(why) = failed {
+            match q.failed.last_mut() {
+                Some(last) if last.1 + 1 == lo && last.2 == why => last.1 = hi,
+                _ => q.failed.push((lo, hi, why.to_string())),
+            }
+            if q.failed.len() > FAILURES_KEPT {
+                q.failed.remove(0);
+            }
+        }
+        q.decided = q.decided.max(hi);
+        self.done.notify_all();
+    }
+
+    /// Appends `buf` and fsyncs; on failure cuts the file back to what was good.
+    fn append(cur: &mut Current, buf: &[u8]) -> io::Result<()> {
+        let Some(file) = cur.file.as_mut() else {
+            return Err(io::Error::other("no journal file is open"));
+        };
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let result = file.write_all(buf).and_then(|()| file.sync_data());
+        match &result {
+            Ok(()) => cur.good += buf.len() as u64,
+            Err(_) => {
+                // A partial record would stop replay at it: cut it off. If even that
+                // fails, the file is not written to again.
+                if file
+                    .set_len(cur.good)
+                    .and_then(|()| file.sync_data())
+                    .is_err()
+                {
+                    cur.file = None;
+                }
+            }
+        }
+        result
+    }
+
+    fn run(&self, mut cur: Current) {
         let mut buf = Vec::new();
+        let mut broken: Option<Broken> = None;
         loop {
             let items = {
                 let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -340,9 +718,9 @@ impl Journal {
                 }
                 std::mem::take(&mut q.items)
             };
-            // One write and one fsync for everything queued meanwhile (group commit).
-            let (mut lo, mut hi) = (u64::MAX, 0);
-            let mut result: io::Result<()> = Ok(());
+            // One write and one fsync for everything queued meanwhile (group commit);
+            // rotations and compactions split the batch where they were queued.
+            let (mut lo, mut hi) = (u64::MAX, 0u64);
             buf.clear();
             for item in items {
                 match item {
@@ -352,59 +730,118 @@ impl Journal {
                         encode(&mut buf, seq, &change, self.utf8);
                     }
                     Item::Rotate(generation) => {
-                        result = result.and_then(|()| {
-                            file.write_all(&buf)?;
-                            file.sync_data()?;
-                            file = open_file(&self.base, generation)?;
-                            current = generation;
-                            Ok(())
-                        });
-                        buf.clear();
+                        self.flush(&mut cur, &mut buf, &mut broken, (lo, hi));
+                        (lo, hi) = (u64::MAX, 0);
+                        match open_file(&self.base, self.lineage, generation) {
+                            Ok((f, good)) => {
+                                cur = Current {
+                                    file: Some(f),
+                                    generation,
+                                    good,
+                                    asked: false,
+                                };
+                                if let Some(b) = &mut broken {
+                                    b.healing = Some(generation);
+                                    b.held = None;
+                                }
+                            }
+                            // Records after the cut may go on in the old file: replay
+                            // over the new snapshot skips what it holds.
+                            Err(e) => {
+                                log::error!("could not start a new journal file: {e}");
+                            }
+                        }
                     }
                     Item::Compact(generation) => {
-                        // Never the file being written, even if a rotation failed.
+                        self.flush(&mut cur, &mut buf, &mut broken, (lo, hi));
+                        (lo, hi) = (u64::MAX, 0);
                         for (n, path) in files(&self.base) {
-                            if n < generation && n != current {
+                            if n < generation && n != cur.generation {
                                 let _ = fs::remove_file(path);
                             }
                         }
-                        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-                        q.failed.retain(|(_, hi, _)| *hi > generation);
+                        if let Some(b) = broken.take_if(|b| b.healing == Some(generation)) {
+                            log::info!(
+                                "the persistence journal is written again: a snapshot holds the changes it missed"
+                            );
+                            if let Some((l, h)) = b.held {
+                                self.decide(l, h, None);
+                            }
+                        }
+                    }
+                    Item::SnapshotFailed(generation, why) => {
+                        self.flush(&mut cur, &mut buf, &mut broken, (lo, hi));
+                        (lo, hi) = (u64::MAX, 0);
+                        if let Some(b) = &mut broken
+                            && b.healing == Some(generation)
+                        {
+                            b.healing = None;
+                            if let Some((l, h)) = b.held.take() {
+                                let why = format!("{}; then {why}", b.why);
+                                self.decide(l, h, Some(&why));
+                            }
+                        }
                     }
                 }
             }
-            result = result.and_then(|()| {
-                file.write_all(&buf)?;
-                file.sync_data()
-            });
-            if let Err(e) = &result {
-                log::error!("could not write the persistence journal: {e}");
-                // The file may now end in a partial record: later records go to a new
-                // file, so that replay reaches them. (These changes wait for the snapshot.)
-                let next = current.max(hi);
-                match open_file(&self.base, next) {
-                    Ok(f) if next != current => {
-                        file = f;
-                        current = next;
-                    }
-                    Ok(_) => {}
-                    Err(e) => log::error!("could not start a new journal file: {e}"),
-                }
+            self.flush(&mut cur, &mut buf, &mut broken, (lo, hi));
+            let bound = self.last_snapshot.load(Ordering::Relaxed).max(MIN_BOUND);
+            if !cur.asked && cur.good > bound {
+                cur.asked = true;
+                self.ask_snapshot();
             }
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            match result {
-                Ok(()) if hi > 0 => q.durable = q.durable.max(hi),
-                Ok(()) => {}
-                Err(e) => {
-                    if hi > 0 {
-                        q.failed
-                            .push((lo, hi, format!("could not write the journal: {e}")));
-                        q.durable = q.durable.max(hi);
-                    }
-                }
-            }
-            self.done.notify_all();
         }
+    }
+
+    /// Writes the buffered records of changes `lo..=hi` and decides them.
+    fn flush(
+        &self,
+        cur: &mut Current,
+        buf: &mut Vec<u8>,
+        broken: &mut Option<Broken>,
+        (lo, hi): (u64, u64),
+    ) {
+        if hi == 0 {
+            buf.clear();
+            return;
+        }
+        match broken {
+            // The chain has a hole: these records would be replayed over a state
+            // without the missing changes. They wait for a snapshot that holds them.
+            Some(b) if b.healing.is_none() => {
+                self.decide(lo, hi, Some(&b.why));
+            }
+            // After the snapshot's cut, in its new file: durable once that snapshot is.
+            Some(b) => match Self::append(cur, buf) {
+                Ok(()) => {
+                    b.held = Some(b.held.map_or((lo, hi), |(l, _)| (l, hi)));
+                }
+                Err(e) => {
+                    b.why = format!("could not write the persistence journal: {e}");
+                    b.healing = None;
+                    let held = b.held.take().map_or(lo, |(l, _)| l);
+                    self.decide(held, hi, Some(&b.why));
+                    self.ask_snapshot();
+                }
+            },
+            None => match Self::append(cur, buf) {
+                Ok(()) => self.decide(lo, hi, None),
+                Err(e) => {
+                    let why = format!("could not write the persistence journal: {e}");
+                    log::error!(
+                        "{why}; changes are refused with 500 until the persistence file holds them"
+                    );
+                    self.decide(lo, hi, Some(&why));
+                    *broken = Some(Broken {
+                        why,
+                        healing: None,
+                        held: None,
+                    });
+                    self.ask_snapshot();
+                }
+            },
+        }
+        buf.clear();
     }
 }
 
@@ -422,33 +859,42 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let base = dir.join("p.data");
         let store = Store::new();
-        let j = Journal::start(&base, 0, false).unwrap();
+        let j = Journal::start(&base, 5, 0, false).unwrap();
         let jj = j.clone();
         store.observe(Box::new(move |seq, c| jj.push(seq, c)));
         let key = GroupingKey::parse(b"a", false, b"", false).unwrap();
         let fams = parse_text(b"m 1\n").unwrap();
         store.push(&key, fams, Mode::Replace, UNIX_EPOCH).unwrap();
+        let fams = parse_text(b"n 1\n").unwrap();
+        store.push(&key, fams, Mode::Add, UNIX_EPOCH).unwrap();
         let _ = store.delete(&key);
         j.wait(0, store.seq()).unwrap();
         j.shutdown();
         let mut got = Vec::new();
-        let (last, problems) = replay(&base, 0, |seq, r| got.push((seq, r)));
-        assert_eq!((last, problems.len()), (2, 0));
-        assert!(matches!(got[0], (1, Record::Upsert(_))));
+        let r = replay(&base, Over::Nothing, |seq, r| got.push((seq, r)));
+        assert_eq!((r.last, r.lineage, r.set_aside.len()), (3, Some(5), 0));
+        assert!(matches!(got[0], (1, Record::Patch(_))));
+        let (2, Record::Patch(g)) = &got[1] else {
+            panic!("{:?}", got[1])
+        };
+        let names: Vec<&str> = g.families.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["n", "push_time_seconds"]);
         assert_eq!(
-            got[1],
-            (2, Record::Remove(vec![("job".into(), "a".into())]))
+            got[2],
+            (3, Record::Remove(vec![("job".into(), "a".into())]))
         );
-        // A torn record at the end is reported and ignored.
+        // A torn record at the end is cut off, silently, and the rest replays.
         let (_, path) = files(&base).pop().unwrap();
+        let len = fs::metadata(&path).unwrap().len();
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[9, 0, 0, 0, 1, 2]).unwrap();
-        let (last, problems) = replay(&base, 1, |_, _| {});
-        assert_eq!(last, 2);
-        assert!(
-            problems[0].contains("torn or damaged record"),
-            "{problems:?}"
-        );
+        let r = replay(&base, Over::Nothing, |_, _| {});
+        assert_eq!((r.last, r.cut.len(), r.set_aside.len()), (3, 1, 0));
+        assert_eq!(fs::metadata(&path).unwrap().len(), len);
+        // Zeros at the end (a crash after the file grew) are a torn tail too.
+        f.write_all(&[0; 100]).unwrap();
+        let r = replay(&base, Over::Nothing, |_, _| {});
+        assert_eq!((r.last, r.cut.len(), r.set_aside.len()), (3, 1, 0));
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -6,7 +6,7 @@
 //! from a consistent cut of the store (pointer copies under the lock, the encoding
 //! outside it), so they never hold up pushes or scrapes.
 
-use crate::journal::{self, Journal, Record};
+use crate::journal::{self, Journal, Over, Record};
 use crate::snapshot;
 use crate::store::Store;
 use std::fs;
@@ -30,13 +30,18 @@ struct Flags {
     shutdown: bool,
 }
 
+/// Writes asked for by the journal or a failure are spaced at least this much.
+const MIN_SPACING: Duration = Duration::from_secs(1);
+
 struct Shared {
     opts: Options,
     store: Arc<Store>,
     journal: Option<Arc<Journal>>,
+    /// The history this process's snapshots and journal files belong to.
+    lineage: u64,
     flags: Mutex<Flags>,
     wake: Condvar,
-    /// The file could not be read at start: keep a copy before the first write replaces it.
+    /// The file could not be read at start: keep a copy before a write replaces it.
     keep_bad: Mutex<bool>,
 }
 
@@ -45,8 +50,24 @@ pub struct Persister {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// What loading found, for the start-up log.
-fn load(store: &Store, opts: &Options) -> (u64, bool) {
+/// What loading found.
+struct Loaded {
+    last: u64,
+    lineage: u64,
+    /// The file could not be read whole: it is copied aside before it is replaced.
+    bad: bool,
+    /// Something was replayed or set aside: a snapshot now makes the next start simple.
+    write_soon: bool,
+}
+
+/// Where snapshots go while a damaged file that could not be copied aside is left alone.
+pub fn beside(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".new");
+    PathBuf::from(name)
+}
+
+fn load(store: &Store, opts: &Options) -> Loaded {
     let path = &opts.file;
     for leftover in snapshot::remove_leftovers(path) {
         log::info!(
@@ -55,111 +76,149 @@ fn load(store: &Store, opts: &Options) -> (u64, bool) {
         );
     }
     let (mut restored, mut skipped) = (0usize, 0usize);
-    let mut restore =
-        |rec: snapshot::GroupRecord| match snapshot::restore(store, &rec, opts.utf8_names) {
-            Ok(()) => restored += 1,
-            Err(e) => {
-                skipped += 1;
-                log::warn!("skipped a persisted group: labels={:?} err={e}", rec.labels);
-            }
-        };
-    let (seq, bad) = match fs::read(path) {
+    let mut restore = |rec: &snapshot::GroupRecord, whole: bool| match snapshot::restore(
+        store,
+        rec,
+        opts.utf8_names,
+        whole,
+    ) {
+        Ok(()) => restored += 1,
+        Err(e) => {
+            skipped += 1;
+            log::warn!("skipped a persisted group: labels={:?} err={e}", rec.labels);
+        }
+    };
+    // A file written beside a damaged one (see `Shared::write`) is the newer of the two.
+    let next = beside(path);
+    let source = if next.is_file() { &next } else { path };
+    if source == &next {
+        log::warn!(
+            "loading {} (written while {} was left untouched for an operator)",
+            next.display(),
+            path.display()
+        );
+    }
+    let mut bad = source == &next && path.exists();
+    let over = match fs::read(source) {
         Ok(bytes) => {
-            let read = snapshot::decode(&bytes, &mut restore);
+            let read = snapshot::decode(&bytes, |g| restore(&g, true));
             if let Some(p) = &read.problem {
                 log::error!(
-                    "could not load persisted metrics: file={} err=\"{p}\" (kept what could be read; the file is copied to {} before it is next written)",
-                    path.display(),
-                    corrupt_copy(path).display()
+                    "could not load persisted metrics: file={} err=\"{p}\" (kept what could be read; a copy of the file is kept before it is next written)",
+                    source.display(),
                 );
+                bad = true;
             }
-            (read.seq.unwrap_or(0), read.problem.is_some())
+            match (read.lineage, read.seq) {
+                (Some(lineage), Some(seq)) => Over::Snapshot { lineage, seq },
+                _ => Over::Other,
+            }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Over::Nothing,
         Err(e) => {
             log::error!(
                 "could not load persisted metrics: file={} err=\"{e}\"",
-                path.display()
+                source.display()
             );
-            (0, true)
+            bad = true;
+            Over::Other
         }
     };
-    let mut last = seq;
     // Also without the durable mode: journal files left by a run in that mode hold
     // acknowledged changes (they are removed after the next write of the file).
-    if opts.durable || !journal::files(path).is_empty() {
-        let (l, problems) = journal::replay(path, seq, |_, rec| match rec {
-            Record::Upsert(g) => restore(g),
-            Record::Remove(labels) => {
-                match crate::grouping::GroupingKey::from_labels(labels, opts.utf8_names) {
-                    Ok(key) => {
-                        let _ = store.delete(&key);
-                    }
-                    Err(e) => log::warn!("skipped a journal removal: {e}"),
+    let replayed = journal::replay(path, over, |_, rec| match rec {
+        Record::Put(g) => restore(&g, true),
+        Record::Patch(g) => restore(&g, false),
+        Record::Remove(labels) => {
+            match crate::grouping::GroupingKey::from_labels(labels, opts.utf8_names) {
+                Ok(key) => {
+                    let _ = store.delete(&key);
                 }
+                Err(e) => log::warn!("skipped a journal removal: {e}"),
             }
-        });
-        last = l;
-        for p in problems {
-            log::warn!("persistence journal: {p}");
         }
+    });
+    for c in &replayed.cut {
+        log::info!("persistence journal: {c}");
     }
-    if restored + skipped > 0 || last > seq {
+    for p in &replayed.set_aside {
+        log::error!("persistence journal: {p}");
+    }
+    if restored + skipped > 0 || replayed.applied > 0 {
         log::info!(
             "restored persisted metrics: file={} groups={} skipped={skipped} journal_changes={}",
-            path.display(),
+            source.display(),
             store.groups().len(),
-            last - seq
+            replayed.applied
         );
     }
-    (last, bad)
-}
-
-fn corrupt_copy(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".corrupt");
-    PathBuf::from(name)
+    Loaded {
+        last: replayed.last,
+        lineage: replayed.lineage.unwrap_or_else(journal::new_lineage),
+        bad,
+        write_soon: replayed.applied > 0 || !replayed.set_aside.is_empty(),
+    }
 }
 
 impl Shared {
-    fn write(&self) {
+    /// Writes a snapshot; whether it reached the disk.
+    fn write(&self) -> bool {
         let started = Instant::now();
         let (seq, groups) = self.store.cut(|seq| {
             if let Some(j) = &self.journal {
                 j.rotate(seq);
             }
         });
-        let bytes = snapshot::encode(&groups, seq, self.opts.utf8_names);
+        let bytes = snapshot::encode(&groups, seq, self.lineage, self.opts.utf8_names);
+        let group_count = groups.len();
         drop(groups);
         let path = &self.opts.file;
         let mut keep_bad = self.keep_bad.lock().unwrap_or_else(|e| e.into_inner());
+        let mut target = path.clone();
         if *keep_bad {
-            // The unreadable file may still hold something of value: keep it aside.
-            let copy = corrupt_copy(path);
-            let _ = fs::remove_file(&copy);
-            if fs::hard_link(path, &copy).is_ok()
-                || fs::copy(path, &copy).is_ok()
-                || !path.is_file()
-            {
-                *keep_bad = false;
+            // The unreadable file may still hold something of value: keep it aside, and
+            // while that cannot be done, leave it alone and write beside it.
+            let kept = if !path.exists() {
+                Ok(None)
             } else {
-                log::warn!(
-                    "could not keep a copy of the unreadable file: file={}",
-                    copy.display()
-                );
+                match snapshot::aside_name(path, ".corrupt") {
+                    Some(copy) => fs::hard_link(path, &copy)
+                        .or_else(|_| fs::copy(path, &copy).map(|_| ()))
+                        .map(|()| Some(copy)),
+                    None => Err(std::io::Error::other("every .corrupt name is taken")),
+                }
+            };
+            match kept {
+                Ok(copy) => {
+                    if let Some(copy) = copy {
+                        log::warn!("kept the unreadable persistence file as {}", copy.display());
+                    }
+                    *keep_bad = false;
+                }
+                Err(e) => {
+                    target = beside(path);
+                    log::error!(
+                        "could not keep a copy of the unreadable persistence file {} ({e}): it is left untouched, and metrics are written to {} until it is moved away",
+                        path.display(),
+                        target.display()
+                    );
+                }
             }
         }
-        match snapshot::write_atomically(path, &bytes) {
+        match snapshot::write_atomically(&target, &bytes) {
             Ok(()) => {
                 log::info!(
-                    "metrics persisted: file={} groups={} bytes={} took={:?}",
-                    path.display(),
-                    self.store.groups().len(),
+                    "metrics persisted: file={} groups={group_count} bytes={} took={:?}",
+                    target.display(),
                     bytes.len(),
                     started.elapsed()
                 );
+                if target == *path {
+                    // Written while a damaged file was left alone, now older than this.
+                    let _ = fs::remove_file(beside(path));
+                }
                 match &self.journal {
-                    Some(j) => j.compact(seq),
+                    Some(j) => j.compact(seq, bytes.len() as u64),
                     // Left by a run in the durable mode, replayed at start, now redundant.
                     None => {
                         for (_, f) in journal::files(path) {
@@ -167,26 +226,40 @@ impl Shared {
                         }
                     }
                 }
+                true
             }
-            Err(e) => log::error!(
-                "error persisting metrics: file={} err=\"{e}\"",
-                path.display()
-            ),
+            Err(e) => {
+                log::error!(
+                    "error persisting metrics: file={} err=\"{e}\"",
+                    target.display()
+                );
+                if let Some(j) = &self.journal {
+                    j.snapshot_failed(seq, format!("could not write {}: {e}", target.display()));
+                }
+                false
+            }
         }
     }
 
     fn run(&self) {
         let mut last_start = Instant::now();
+        // After a failed write, the next is tried sooner than the interval (doubling).
+        let mut retry: Option<Duration> = None;
         loop {
             let mut f = self.flags.lock().unwrap_or_else(|e| e.into_inner());
-            while !f.dirty && !f.now && !f.shutdown {
+            while !f.dirty && !f.now && !f.shutdown && retry.is_none() {
                 f = self.wake.wait(f).unwrap_or_else(|e| e.into_inner());
             }
-            // A change: wait out the rest of the interval, unless told to write now.
-            let due = last_start + self.opts.interval;
-            while !f.now && !f.shutdown {
-                let left = due.saturating_duration_since(Instant::now());
-                if left.is_zero() {
+            // A change: wait out the rest of the interval, unless told to write now
+            // (and even then, writes are spaced, so a failing disk is not hammered).
+            loop {
+                let wait = match retry {
+                    Some(r) => r.min(self.opts.interval),
+                    None if f.now => MIN_SPACING.min(self.opts.interval),
+                    None => self.opts.interval,
+                };
+                let left = (last_start + wait).saturating_duration_since(Instant::now());
+                if f.shutdown || left.is_zero() {
                     break;
                 }
                 f = self
@@ -200,7 +273,11 @@ impl Shared {
             f.now = false;
             drop(f);
             last_start = Instant::now();
-            self.write();
+            retry = if self.write() {
+                None
+            } else {
+                Some(retry.map_or(MIN_SPACING, |r| r * 2))
+            };
             if shutdown {
                 return;
             }
@@ -212,10 +289,15 @@ impl Persister {
     /// Loads the file (and journal), then starts writing on schedule; changes made to
     /// `store` from now on are seen.
     pub fn start(opts: Options, store: Arc<Store>) -> std::io::Result<Persister> {
-        let (last, bad) = load(&store, &opts);
-        store.set_seq(last);
+        let loaded = load(&store, &opts);
+        store.set_seq(loaded.last);
         let journal = if opts.durable {
-            Some(Journal::start(&opts.file, store.seq(), opts.utf8_names)?)
+            Some(Journal::start(
+                &opts.file,
+                loaded.lineage,
+                store.seq(),
+                opts.utf8_names,
+            )?)
         } else {
             None
         };
@@ -223,10 +305,24 @@ impl Persister {
             opts,
             store: store.clone(),
             journal,
-            flags: Mutex::new(Flags::default()),
+            lineage: loaded.lineage,
+            flags: Mutex::new(Flags {
+                now: loaded.write_soon,
+                ..Flags::default()
+            }),
             wake: Condvar::new(),
-            keep_bad: Mutex::new(bad),
+            keep_bad: Mutex::new(loaded.bad),
         });
+        if let Some(j) = &shared.journal {
+            let asker = Arc::downgrade(&shared);
+            j.on_snapshot_needed(Box::new(move || {
+                if let Some(s) = asker.upgrade() {
+                    let mut f = s.flags.lock().unwrap_or_else(|e| e.into_inner());
+                    f.now = true;
+                    s.wake.notify_one();
+                }
+            }));
+        }
         let observer = shared.clone();
         store.observe(Box::new(move |seq, change| {
             if let Some(j) = &observer.journal {

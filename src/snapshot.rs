@@ -5,8 +5,10 @@
 //! `{Timestamp time.Time; GobbableMetricFamily}` whose bytes are a protobuf
 //! `MetricFamily` with the complete label sets. We write the same, so the Go gateway can
 //! read our file, and append a trailer after the value (Go's decoder stops at the end of
-//! the value and never sees it): magic, the number of the last store change the file
-//! holds, the value's length and its CRC-32C.
+//! the value and never sees it): magic, the file's lineage (the history of snapshots and
+//! journal files it belongs to, see `journal`), the number of the last store change the
+//! file holds, the value's length and its CRC-32C. (Files of earlier builds have a
+//! trailer without the lineage: they read as lineage 0.)
 
 use crate::compress::crc32c;
 use crate::expose;
@@ -24,8 +26,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const MAGIC: &[u8; 8] = b"\0pgw-rs\x01";
-const TRAILER: usize = 28;
+const MAGIC_V1: &[u8; 8] = b"\0pgw-rs\x01";
+const TRAILER_V1: usize = 28;
+const MAGIC: &[u8; 8] = b"\0pgw-rs\x02";
+const TRAILER: usize = 36;
 
 /// One family of a group as files and the journal keep it.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +57,11 @@ fn real_name(stored: &str, utf8: bool) -> Cow<'_, str> {
 
 /// The record of a stored group.
 pub fn record_of(g: &Group, utf8: bool) -> GroupRecord {
+    record_of_families(g, None, utf8)
+}
+
+/// The record of a stored group with only the families named in `only` (sorted), if given.
+pub fn record_of_families(g: &Group, only: Option<&[Arc<str>]>, utf8: bool) -> GroupRecord {
     let escaping = utf8.then_some(Escaping::AllowUtf8);
     let labels = g
         .key
@@ -62,6 +71,9 @@ pub fn record_of(g: &Group, utf8: bool) -> GroupRecord {
     let families = g
         .families
         .iter()
+        .filter(|f| {
+            only.is_none_or(|names| names.binary_search_by(|n| (**n).cmp(f.name())).is_ok())
+        })
         .map(|f| {
             let metrics: Vec<proto::EncodeMetric<'_>> = f
                 .metrics
@@ -82,9 +94,10 @@ pub fn record_of(g: &Group, utf8: bool) -> GroupRecord {
     GroupRecord { labels, families }
 }
 
-/// Puts a recorded group into the store, replacing the group of that key; says why not if
-/// it cannot be (invalid key or family, or inconsistent with the store).
-pub fn restore(store: &Store, rec: &GroupRecord, utf8: bool) -> Result<(), String> {
+/// Puts a recorded group into the store, replacing the group of that key (with `whole`
+/// false, only its families of the recorded names); says why not if it cannot be
+/// (invalid key or family, or inconsistent with the store).
+pub fn restore(store: &Store, rec: &GroupRecord, utf8: bool, whole: bool) -> Result<(), String> {
     let key = GroupingKey::from_labels(rec.labels.clone(), utf8).map_err(|e| e.to_string())?;
     let mut families = Vec::with_capacity(rec.families.len());
     for f in &rec.families {
@@ -95,7 +108,9 @@ pub fn restore(store: &Store, rec: &GroupRecord, utf8: bool) -> Result<(), Strin
         }
         families.push((family, f.at));
     }
-    store.restore(&key, families).map_err(|e| e.join("; "))
+    store
+        .restore(&key, families, whole)
+        .map_err(|e| e.join("; "))
 }
 
 /// `time.Time.MarshalBinary` (version 1, UTC): seconds since year 1, nanoseconds, and
@@ -158,8 +173,9 @@ const T_TIME: i64 = 70;
 const T_MESSAGE: i64 = 71;
 const T_STRING: i64 = 6;
 
-/// The whole file: the gob value for `groups`, then the trailer naming change `seq`.
-pub fn encode(groups: &[Arc<Group>], seq: u64, utf8: bool) -> Vec<u8> {
+/// The whole file: the gob value for `groups`, then the trailer naming `lineage` and
+/// change `seq`.
+pub fn encode(groups: &[Arc<Group>], seq: u64, lineage: u64, utf8: bool) -> Vec<u8> {
     let mut w = gob::Writer::default();
     w.define(
         T_GROUPS,
@@ -228,6 +244,7 @@ pub fn encode(groups: &[Arc<Group>], seq: u64, utf8: bool) -> Vec<u8> {
     let len = out.len() as u64;
     let sum = crc32c(&out);
     out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&lineage.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&sum.to_le_bytes());
@@ -239,6 +256,8 @@ pub fn encode(groups: &[Arc<Group>], seq: u64, utf8: bool) -> Vec<u8> {
 pub struct Read {
     /// The last store change the file holds, if it has our trailer.
     pub seq: Option<u64>,
+    /// The lineage the file belongs to, if it has our trailer (0 for an earlier build's).
+    pub lineage: Option<u64>,
     /// What is wrong with it, if anything: the groups delivered are what could be saved.
     pub problem: Option<String>,
 }
@@ -289,22 +308,31 @@ fn group_of(v: &Value, dropped: &mut usize) -> Option<GroupRecord> {
 pub fn decode(bytes: &[u8], mut each: impl FnMut(GroupRecord)) -> Read {
     let mut read = Read::default();
     let mut gob_part = bytes;
-    if bytes.len() >= TRAILER {
-        let t = &bytes[bytes.len() - TRAILER..];
-        if &t[..8] == MAGIC {
-            let u64_at = |i: usize| u64::from_le_bytes(t[i..i + 8].try_into().unwrap_or([0; 8]));
-            let (seq, len) = (u64_at(8), u64_at(16));
-            let sum = u32::from_le_bytes(t[24..28].try_into().unwrap_or([0; 4]));
-            if len == (bytes.len() - TRAILER) as u64 {
-                gob_part = &bytes[..bytes.len() - TRAILER];
-                read.seq = Some(seq);
-                if crc32c(gob_part) != sum {
-                    read.problem = Some(
-                        "checksum mismatch: the file was changed or damaged after it was written"
-                            .into(),
-                    );
-                }
-            }
+    // (lineage, seq, value length, checksum) from a trailer of either version.
+    let trailer = |size: usize, magic: &[u8; 8]| {
+        let t = bytes.get(bytes.len().checked_sub(size)?..)?;
+        if &t[..8] != magic {
+            return None;
+        }
+        let u64_at = |i: usize| u64::from_le_bytes(t[i..i + 8].try_into().unwrap_or([0; 8]));
+        let sum = u32::from_le_bytes(t[size - 4..].try_into().unwrap_or([0; 4]));
+        Some(if size == TRAILER {
+            (u64_at(8), u64_at(16), u64_at(24), sum, size)
+        } else {
+            (0, u64_at(8), u64_at(16), sum, size)
+        })
+    };
+    if let Some((lineage, seq, len, sum, size)) =
+        trailer(TRAILER, MAGIC).or_else(|| trailer(TRAILER_V1, MAGIC_V1))
+        && len == (bytes.len() - size) as u64
+    {
+        gob_part = &bytes[..bytes.len() - size];
+        read.seq = Some(seq);
+        read.lineage = Some(lineage);
+        if crc32c(gob_part) != sum {
+            read.problem = Some(
+                "checksum mismatch: the file was changed or damaged after it was written".into(),
+            );
         }
     }
     let (mut bad, mut dropped) = (0usize, 0usize);
@@ -379,6 +407,33 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
+/// A free name for keeping a copy of `path` aside: `<path><suffix>`, else the first free
+/// of `<path><suffix>.1` to `.9` (an earlier copy is never replaced); None if all are taken.
+pub fn aside_name(path: &Path, suffix: &str) -> Option<PathBuf> {
+    (0..10).find_map(|n| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        if n > 0 {
+            name.push(format!(".{n}"));
+        }
+        let name = PathBuf::from(name);
+        (fs::symlink_metadata(&name).is_err()).then_some(name)
+    })
+}
+
+/// Renames `path` aside to a free `aside_name`, returning the new name.
+pub fn set_aside(path: &Path, suffix: &str) -> io::Result<PathBuf> {
+    let to = aside_name(path, suffix).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("every name for {}{suffix} is taken", path.display()),
+        )
+    })?;
+    fs::rename(path, &to)?;
+    File::open(dir_of(path))?.sync_all()?;
+    Ok(to)
+}
+
 /// Removes temporary files that a crash during a write left beside `path`; returns them.
 pub fn remove_leftovers(path: &Path) -> Vec<PathBuf> {
     let prefix = temp_prefix(path);
@@ -438,17 +493,18 @@ mod tests {
             "# HELP m A gauge.\n# TYPE m gauge\nm{a=\"1\"} 2.5\n# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 2\ns_count 3\n",
         );
         let (seq, groups) = s.cut(|_| {});
-        let bytes = encode(&groups, seq, false);
+        let bytes = encode(&groups, seq, 7, false);
         let restored = Store::new();
         let mut n = 0;
         let read = decode(&bytes, |g| {
             n += 1;
-            restore(&restored, &g, false).unwrap();
+            restore(&restored, &g, false, true).unwrap();
         });
         assert_eq!(
             read,
             Read {
                 seq: Some(seq),
+                lineage: Some(7),
                 problem: None
             }
         );
@@ -471,7 +527,7 @@ mod tests {
     fn damage_is_reported_and_never_panics() {
         let s = store_with("m 1\n");
         let (seq, groups) = s.cut(|_| {});
-        let bytes = encode(&groups, seq, false);
+        let bytes = encode(&groups, seq, 7, false);
         let mut flipped = bytes.clone();
         flipped[bytes.len() / 2] ^= 0x10;
         let read = decode(&flipped, |_| {});
@@ -483,5 +539,26 @@ mod tests {
             assert!(read.problem.is_some(), "cut at {cut}");
         }
         assert!(decode(b"", |_| {}).problem.unwrap().contains("empty"));
+    }
+
+    #[test]
+    fn an_earlier_builds_trailer_reads_as_lineage_0() {
+        let s = store_with("m 1\n");
+        let (seq, groups) = s.cut(|_| {});
+        let v2 = encode(&groups, seq, 7, false);
+        let gob = &v2[..v2.len() - TRAILER];
+        let mut v1 = gob.to_vec();
+        v1.extend_from_slice(MAGIC_V1);
+        v1.extend_from_slice(&seq.to_le_bytes());
+        v1.extend_from_slice(&(gob.len() as u64).to_le_bytes());
+        v1.extend_from_slice(&crc32c(gob).to_le_bytes());
+        let read = decode(&v1, |_| {});
+        assert_eq!(
+            (read.seq, read.lineage, read.problem),
+            (Some(seq), Some(0), None)
+        );
+        // A Go gateway's file (the gob value alone) has neither.
+        let read = decode(gob, |_| {});
+        assert_eq!((read.seq, read.lineage, read.problem), (None, None, None));
     }
 }

@@ -307,10 +307,15 @@ struct Index {
     closed: bool,
 }
 
-/// One change to the store, as the persistence journal records it: the new state of a
-/// group, or its removal.
+/// One change to the store, as the persistence journal records it: what the change
+/// wrote, not the whole group, so that a record costs what the change costs.
 pub enum Change {
-    Upsert(Arc<Group>),
+    /// The group became exactly this (a PUT that dropped families, or a restore).
+    Put(Arc<Group>),
+    /// These families of the group (by name, sorted) were written, replacing the
+    /// families of the same names; its other families are as they were.
+    Patch(Arc<Group>, Vec<Arc<str>>),
+    /// The group was removed.
     Remove(GroupingKey),
 }
 
@@ -442,12 +447,15 @@ impl Store {
     }
 
     /// Sets group `key` to exactly `families` (each with its push time, the two timestamp
-    /// gauges included), as a persistence file or journal recorded it. Refused, changing
-    /// nothing, if it is inconsistent with itself or the rest of the store.
+    /// gauges included), as a persistence file or journal recorded it; with `whole` false,
+    /// writes only those families into the group and keeps its others (a journal's
+    /// `Change::Patch`). Refused, changing nothing, if it is inconsistent with itself or
+    /// the rest of the store.
     pub fn restore(
         &self,
         key: &GroupingKey,
         families: Vec<(ParsedFamily<'_>, SystemTime)>,
+        whole: bool,
     ) -> Result<(), Vec<String>> {
         let mut gauges = Vec::new();
         let mut rest = Vec::new();
@@ -486,10 +494,11 @@ impl Store {
         }
         let mut index = self.lock_index();
         let existing = self.group(key);
-        let removed: Vec<StoredFamily> = existing
-            .as_ref()
-            .map(|g| g.families.to_vec())
-            .unwrap_or_default();
+        let removed: Vec<StoredFamily> = match &existing {
+            Some(g) if whole => g.families.to_vec(),
+            Some(_) => removed_families(existing.as_deref(), &writes, Mode::Add),
+            None => Vec::new(),
+        };
         errors.extend(check(
             &index,
             existing.as_deref(),
@@ -708,6 +717,7 @@ impl Store {
             unindex(index, fam, by_name.get(fam.name()).copied().unwrap_or(&[]));
         }
         let removed_names: HashSet<&str> = removed.iter().map(StoredFamily::name).collect();
+        let written: HashSet<Arc<str>> = writes.iter().map(|w| w.name.clone()).collect();
         let (id, mut families) = match existing {
             Some(g) => {
                 let kept = g
@@ -751,7 +761,16 @@ impl Store {
             id,
             families: families.into(),
         });
-        self.changed(index, Change::Upsert(group));
+        // A write that only replaced families of the names it wrote is recorded as those
+        // families: a one-sample POST into a big group costs the journal one sample.
+        let change = if removed_names.iter().all(|n| written.contains(*n)) {
+            let mut names: Vec<Arc<str>> = written.into_iter().collect();
+            names.sort();
+            Change::Patch(group, names)
+        } else {
+            Change::Put(group)
+        };
+        self.changed(index, change);
     }
 
     /// Every pushed family merged across groups, sorted by name, with its series in

@@ -274,12 +274,48 @@ fn damaged_files_give_the_documented_results() {
         );
     }
 
-    // Unreadable (a directory where the file should be; root reads any file): the error
-    // is logged at start and at each write, and the daemon serves on.
+    // Unreadable, and no copy of it can be made (a directory where the file should be:
+    // root reads any file, and a directory can be neither linked nor copied): it is left
+    // untouched, the daemon serves on and writes beside it, and says so.
     let unreadable = dir.path("unreadable.data");
     fs::create_dir(&unreadable).expect("mkdir");
+    fs::write(unreadable.join("inside"), "kept").expect("write");
     let (log, text) = start_on(&unreadable);
     assert!(log.contains("could not load persisted metrics"), "{log}");
-    assert!(log.contains("error persisting metrics"), "{log}");
+    let beside = dir.path("unreadable.data.new");
+    assert!(
+        log.contains(&format!(
+            "it is left untouched, and metrics are written to {}",
+            beside.display()
+        )),
+        "{log}"
+    );
     assert_eq!(text, "");
+    assert_eq!(
+        fs::read_to_string(unreadable.join("inside")).unwrap(),
+        "kept"
+    );
+    // A restart serves what was written beside it, and still leaves it alone.
+    let (log, text) = start_on(&unreadable);
+    assert!(
+        log.contains(&format!("loading {}", beside.display())),
+        "{log}"
+    );
+    assert!(
+        text.contains("after{instance=\"\",job=\"after\"} 1"),
+        "{text}"
+    );
+    assert_eq!(
+        fs::read_to_string(unreadable.join("inside")).unwrap(),
+        "kept"
+    );
+    // Once an operator moves it away, the file is written where it belongs again.
+    fs::rename(&unreadable, dir.path("moved")).expect("move");
+    let (log, text) = start_on(&unreadable);
+    assert!(!log.contains("level=error"), "{log}");
+    assert!(
+        text.contains("after{instance=\"\",job=\"after\"} 1"),
+        "{text}"
+    );
+    assert!(unreadable.is_file() && !beside.exists());
 }

@@ -14,6 +14,13 @@ the same run on the same machine:
                         every second (--persistence.interval=1s), and for rust
                         also in durable mode (--persistence.sync=always: every
                         push acknowledged only once fsynced in the journal).
+  round 4 (modes):      per persistence mode (memory only, a file every second,
+                        and for rust durable): wrk PUT throughput with 1, 4 and
+                        32 connections; then, with the file written only every
+                        5 minutes, p50 of 200 one-sample POSTs (11 bytes) into a
+                        group of 10,000 series and into a one-series group, and
+                        the bytes the files beside the persistence file grew by
+                        per such POST (what the journal costs a change).
 
 Only the Python 3 standard library and the `wrk` binary are needed.  Progress
 goes to stderr; the table goes to stdout; `--json FILE` writes all figures.
@@ -22,6 +29,7 @@ Examples:
   python3 tests/bench/bench.py                    # go and rust, G=10000 (slow: Go needs ~16 min to load)
   python3 tests/bench/bench.py --quick            # G=1000, 3 s of wrk
   python3 tests/bench/bench.py --only rust --groups 300
+  python3 tests/bench/bench.py --quick --rounds modes --before-bin ./old-pushgateway
   python3 tests/bench/bench.py --server go='./go-pushgateway --persistence.file= --web.listen-address=127.0.0.1:{port}'
 """
 
@@ -137,11 +145,13 @@ def read_rss_kib(pid):
 class Server:
     """One server under test, described by a command template containing {port}."""
 
-    def __init__(self, name, template, variants=None):
+    def __init__(self, name, template, variants=None, modes=None):
         self.name = name
         self.template = template
         # Persistence variants for round 3: figure key -> template with {port} and {file}.
         self.variants = variants or {}
+        # Persistence modes for round 4: mode -> template with {port}, {file}, {interval}.
+        self.modes = modes or {}
         self.binary = shutil.which(shlex.split(template)[0])
         self.proc = None
         self.port = None
@@ -365,19 +375,18 @@ end
 """
 
 
-def run_wrk(server, duration):
+def run_wrk(server, duration, connections=WRK_CONNECTIONS):
     """Run wrk PUTs over WRK_GROUPS groups against a server; return throughput and errors.
 
     Non-2xx responses are wrk's status errors (status >= 400; a PUT never gets 1xx/3xx).
     """
-    script = WRK_SCRIPT.format(
-        body=push_body(0).decode(), groups=WRK_GROUPS, threads=WRK_THREADS
-    )
+    threads = min(WRK_THREADS, connections)
+    script = WRK_SCRIPT.format(body=push_body(0).decode(), groups=WRK_GROUPS, threads=threads)
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(script)
         lua.flush()
         argv = [
-            "wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{duration}s",
+            "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s",
             "--timeout", "30s", "-s", lua.name, f"http://127.0.0.1:{server.port}/",
         ]
         out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
@@ -442,13 +451,85 @@ def round_store(server, figures, cfg):
     figures["rss_after_scrapes_kib"] = server.rss_kib()
 
 
+CONCURRENCY = (1, 4, 32)
+BIG_SERIES = 10000
+SMALL_POSTS = 200
+SMALL_POST_BODY = b"job_seen 1\n"  # one sample, 11 bytes
+
+
+def big_group_body():
+    """A group of BIG_SERIES series in one gauge family."""
+    lines = ["# TYPE big_series gauge"]
+    lines += [f'big_series{{shard="{i}"}} {i}' for i in range(BIG_SERIES)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def dir_bytes(path):
+    """The summed size of the regular files in `path`."""
+    return sum(e.stat().st_size for e in os.scandir(path) if e.is_file())
+
+
+def post_costs(server, tmp, timeout):
+    """p50 of SMALL_POSTS one-sample POSTs into a big and a small group, and bytes per POST."""
+    client = server.client(timeout)
+    out = {}
+    try:
+        status = client.request("PUT", "/metrics/job/big", big_group_body(), PUSH_HEADERS)[0]
+        if not is_2xx(status):
+            raise RuntimeError(f"PUT of the {BIG_SERIES}-series group answered HTTP {status}")
+        for name, path in (("big", "/metrics/job/big"), ("small", "/metrics/job/small")):
+            client.request("POST", path, SMALL_POST_BODY, PUSH_HEADERS)
+            before = dir_bytes(tmp)
+            latencies, failures = [], 0
+            for _ in range(SMALL_POSTS):
+                status, _, _, elapsed = client.request("POST", path, SMALL_POST_BODY,
+                                                       PUSH_HEADERS)
+                latencies.append(elapsed * 1000)
+                failures += not is_2xx(status)
+            grown = dir_bytes(tmp) - before
+            out[name] = {
+                "p50_ms": statistics.median(latencies),
+                "non_2xx": failures,
+                "bytes_per_post": grown / SMALL_POSTS,
+            }
+    finally:
+        client.close()
+    return out
+
+
+def round_modes(server, figures, cfg):
+    """Round 4: throughput by concurrency and the cost of a small POST, per persistence mode."""
+    for mode, template in server.modes.items():
+        result = figures.setdefault("modes", {}).setdefault(mode, {})
+        for conns in CONCURRENCY:
+            with tempfile.TemporaryDirectory() as tmp:
+                variant = Server(f"{server.name} ({mode}, {conns} conns)",
+                                 template.replace("{interval}", "1s"))
+                try:
+                    variant.start(file=os.path.join(tmp, "pushgateway.data"))
+                    load_groups(variant, WRK_GROUPS, cfg.load_threads, cfg.timeout, prefix="w")
+                    wrk = run_wrk(variant, cfg.wrk_duration, conns)
+                    result[f"wrk_c{conns}"] = wrk
+                    log(f"{variant.name}: wrk {wrk['req_per_s']:.0f} req/s")
+                finally:
+                    variant.stop()
+        with tempfile.TemporaryDirectory() as tmp:
+            variant = Server(f"{server.name} ({mode}, POSTs)", template.replace("{interval}", "5m"))
+            try:
+                variant.start(file=os.path.join(tmp, "pushgateway.data"))
+                result["posts"] = post_costs(variant, tmp, cfg.timeout)
+                log(f"{variant.name}: {result['posts']}")
+            finally:
+                variant.stop()
+
+
 def run_round(server, round_fn, figures, cfg):
     """Start `server` fresh, run one round into `figures`, and always stop it again.
 
     An error is recorded in figures["errors"] so the other servers still get measured.
     """
     try:
-        if round_fn is not round_persist_wrk:
+        if round_fn not in (round_persist_wrk, round_modes):
             server.start()
         round_fn(server, figures, cfg)
     except (OSError, RuntimeError, ValueError, http.client.HTTPException,
@@ -531,7 +612,40 @@ def table_rows(groups):
         ("wrk non-2xx responses with persistence",
          lambda f: sum(f[k]["non_2xx"] for k in ("wrk_persist", "wrk_durable") if k in f)
          if any(k in f for k in ("wrk_persist", "wrk_durable")) else None, "count"),
-    ]
+    ] + mode_rows()
+
+
+MODE_NAMES = {"memory": "memory only", "interval": "file every 1 s", "durable": "durable"}
+
+
+def mode_rows():
+    """Round 4's rows: per mode, throughput by concurrency and the small POST's costs."""
+    rows = []
+    for mode, label in MODE_NAMES.items():
+        for conns in CONCURRENCY:
+            rows.append((f"PUT req/s, {label}, {conns} conns",
+                         path_getter("modes", mode, f"wrk_c{conns}", "req_per_s"), "rate"))
+    for mode, label in MODE_NAMES.items():
+        for group, what in (("big", f"{BIG_SERIES:,}-series group"), ("small", "1-series group")):
+            rows.append((f"POST p50 into a {what}, {label} (ms)",
+                         path_getter("modes", mode, "posts", group, "p50_ms"), "time"))
+    for mode in ("interval", "durable"):
+        for group, what in (("big", f"{BIG_SERIES:,}-series group"), ("small", "1-series group")):
+            rows.append((f"bytes written per POST into a {what}, {MODE_NAMES[mode]}",
+                         path_getter("modes", mode, "posts", group, "bytes_per_post"), "size"))
+    rows.append(("durable PUT req/s at 32 conns / memory only's",
+                 lambda f: durable_share(f), "count"))
+    return rows
+
+
+def durable_share(figures):
+    """Durable throughput at 32 connections as a share of memory-only's, same server."""
+    try:
+        modes = figures["modes"]
+        return "%.2f" % (modes["durable"]["wrk_c32"]["req_per_s"]
+                         / modes["memory"]["wrk_c32"]["req_per_s"])
+    except (KeyError, ZeroDivisionError, TypeError):
+        return None
 
 
 def format_value(value, kind):
@@ -568,6 +682,8 @@ def render_table(results, names, groups):
     lines = [header]
     for label, get, kind in table_rows(groups):
         values = [get(results[n]) for n in names]
+        if all(v is None for v in values):
+            continue  # a round that did not run
         ratios = [format_ratio(values[0], v, kind) for v in values[1:]]
         lines.append([label, *[format_value(v, kind) for v in values], *ratios])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
@@ -599,6 +715,10 @@ def parse_args(argv):
     parser.add_argument("--rust-bin", default=DEFAULT_RUST_BIN,
                         help="Rust pushgateway for the default 'rust' server "
                              "(env PUSHGATEWAY_RUST_BIN; default target/release/pushgateway)")
+    parser.add_argument("--before-bin", metavar="PATH",
+                        help="also run this Rust build as server 'before' (e.g. the last release)")
+    parser.add_argument("--rounds", default="idle,store,persist,modes",
+                        help="comma-separated rounds to run (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="short run: G=1000, 3 s of wrk, 50 latency probes")
     parser.add_argument("--groups", type=int, help="G, the number of stored groups (default 10000)")
@@ -627,11 +747,20 @@ def select_servers(args):
     rust = f"{shlex.quote(args.rust_bin)} --web.listen-address=127.0.0.1:{{port}}"
     persist = " --persistence.file={file} --persistence.interval=1s"
     templates = {"go": f"{go} --persistence.file=", "rust": rust}
-    variants = {
-        "go": {"wrk_persist": go + persist},
-        "rust": {"wrk_persist": rust + persist,
-                 "wrk_durable": rust + persist + " --persistence.sync=always"},
+    rust_variants = {"wrk_persist": rust + persist,
+                     "wrk_durable": rust + persist + " --persistence.sync=always"}
+    variants = {"go": {"wrk_persist": go + persist}, "rust": rust_variants}
+    every = " --persistence.file={file} --persistence.interval={interval}"
+    modes = {
+        "go": {"memory": f"{go} --persistence.file=", "interval": go + every},
+        "rust": {"memory": rust, "interval": rust + every,
+                 "durable": rust + every + " --persistence.sync=always"},
     }
+    if args.before_bin:
+        before = f"{shlex.quote(args.before_bin)} --web.listen-address=127.0.0.1:{{port}}"
+        templates["before"] = before
+        variants["before"] = {k: v.replace(rust, before) for k, v in rust_variants.items()}
+        modes["before"] = {k: v.replace(rust, before) for k, v in modes["rust"].items()}
     custom = set()
     for spec in args.server:
         name, sep, template = spec.partition("=")
@@ -647,7 +776,8 @@ def select_servers(args):
     for name, template in templates.items():
         if wanted and name not in wanted:
             continue
-        server = Server(name, template, variants.get(name) if name not in custom else None)
+        server = Server(name, template, variants.get(name) if name not in custom else None,
+                        modes.get(name) if name not in custom else None)
         if server.binary is None:
             notes.append(f"skipped {name}: {shlex.split(template)[0]} is not an executable "
                          f"(for rust, run `cargo build --release`)")
@@ -678,7 +808,10 @@ def main(argv):
         }
     interrupted = False
     try:
-        for round_fn in (round_idle_wrk, round_store, round_persist_wrk):
+        rounds = {"idle": round_idle_wrk, "store": round_store, "persist": round_persist_wrk,
+                  "modes": round_modes}
+        chosen = [rounds[r] for r in args.rounds.split(",") if r in rounds]
+        for round_fn in chosen:
             for server in servers:
                 log(f"{server.name}: {round_fn.__name__}")
                 run_round(server, round_fn, results[server.name], args)
