@@ -545,12 +545,14 @@ struct Current {
 
 impl Journal {
     /// Starts a journal of `lineage` whose first file is numbered `generation` (the last
-    /// change so far).
+    /// change so far). Not `anchored` (no file on disk holds the store as it is): it takes
+    /// no change until a snapshot does, as after a failed write.
     pub fn start(
         base: &Path,
         lineage: u64,
         generation: u64,
         utf8: bool,
+        anchored: bool,
     ) -> io::Result<Arc<Journal>> {
         let (file, good) = open_file(base, lineage, generation)?;
         let j = Arc::new(Journal {
@@ -574,9 +576,14 @@ impl Journal {
             good,
             asked: false,
         };
+        let broken = (!anchored).then(|| Broken {
+            why: "the persistence file could not be written at start".into(),
+            healing: None,
+            held: None,
+        });
         let handle = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || runner.run(current))?;
+            .spawn(move || runner.run(current, broken))?;
         *j.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         Ok(j)
     }
@@ -703,9 +710,11 @@ impl Journal {
         result
     }
 
-    fn run(&self, mut cur: Current) {
+    fn run(&self, mut cur: Current, mut broken: Option<Broken>) {
         let mut buf = Vec::new();
-        let mut broken: Option<Broken> = None;
+        if broken.is_some() {
+            self.ask_snapshot();
+        }
         loop {
             let items = {
                 let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -859,7 +868,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let base = dir.join("p.data");
         let store = Store::new();
-        let j = Journal::start(&base, 5, 0, false).unwrap();
+        let j = Journal::start(&base, 5, 0, false, true).unwrap();
         let jj = j.clone();
         store.observe(Box::new(move |seq, c| jj.push(seq, c)));
         let key = GroupingKey::parse(b"a", false, b"", false).unwrap();

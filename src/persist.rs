@@ -11,7 +11,7 @@ use crate::snapshot;
 use crate::store::Store;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,8 @@ const MIN_SPACING: Duration = Duration::from_secs(1);
 struct Shared {
     opts: Options,
     store: Arc<Store>,
-    journal: Option<Arc<Journal>>,
+    /// Set once the journal is started (durable mode), after a start-up write if one is needed.
+    journal: OnceLock<Arc<Journal>>,
     /// The history this process's snapshots and journal files belong to.
     lineage: u64,
     flags: Mutex<Flags>,
@@ -56,8 +57,13 @@ struct Loaded {
     lineage: u64,
     /// The file could not be read whole: it is copied aside before it is replaced.
     bad: bool,
-    /// Something was replayed or set aside: a snapshot now makes the next start simple.
+    /// Something was replayed: a snapshot soon keeps the next start short.
     write_soon: bool,
+    /// What is in the store can be rebuilt from the files on disk by the next start, so
+    /// the journal may go on from here. Not so over a file of another program (its
+    /// lineage is not ours), a damaged file, or a chain of journal files that was set
+    /// aside somewhere: a snapshot must be written first.
+    anchored: bool,
 }
 
 /// Where snapshots go while a damaged file that could not be copied aside is left alone.
@@ -156,7 +162,8 @@ fn load(store: &Store, opts: &Options) -> Loaded {
         last: replayed.last,
         lineage: replayed.lineage.unwrap_or_else(journal::new_lineage),
         bad,
-        write_soon: replayed.applied > 0 || !replayed.set_aside.is_empty(),
+        write_soon: replayed.applied > 0,
+        anchored: over != Over::Other && !bad && replayed.set_aside.is_empty(),
     }
 }
 
@@ -165,7 +172,7 @@ impl Shared {
     fn write(&self) -> bool {
         let started = Instant::now();
         let (seq, groups) = self.store.cut(|seq| {
-            if let Some(j) = &self.journal {
+            if let Some(j) = self.journal.get() {
                 j.rotate(seq);
             }
         });
@@ -217,7 +224,7 @@ impl Shared {
                     // Written while a damaged file was left alone, now older than this.
                     let _ = fs::remove_file(beside(path));
                 }
-                match &self.journal {
+                match self.journal.get() {
                     Some(j) => j.compact(seq, bytes.len() as u64),
                     // Left by a run in the durable mode, replayed at start, now redundant.
                     None => {
@@ -233,7 +240,7 @@ impl Shared {
                     "error persisting metrics: file={} err=\"{e}\"",
                     target.display()
                 );
-                if let Some(j) = &self.journal {
+                if let Some(j) = self.journal.get() {
                     j.snapshot_failed(seq, format!("could not write {}: {e}", target.display()));
                 }
                 false
@@ -291,20 +298,11 @@ impl Persister {
     pub fn start(opts: Options, store: Arc<Store>) -> std::io::Result<Persister> {
         let loaded = load(&store, &opts);
         store.set_seq(loaded.last);
-        let journal = if opts.durable {
-            Some(Journal::start(
-                &opts.file,
-                loaded.lineage,
-                store.seq(),
-                opts.utf8_names,
-            )?)
-        } else {
-            None
-        };
+        let durable = opts.durable;
         let shared = Arc::new(Shared {
             opts,
             store: store.clone(),
-            journal,
+            journal: OnceLock::new(),
             lineage: loaded.lineage,
             flags: Mutex::new(Flags {
                 now: loaded.write_soon,
@@ -313,7 +311,17 @@ impl Persister {
             wake: Condvar::new(),
             keep_bad: Mutex::new(loaded.bad),
         });
-        if let Some(j) = &shared.journal {
+        if durable {
+            // A journal must follow a file on disk that the next start will replay it
+            // over: write one first if there is none (before any change is taken).
+            let anchored = loaded.anchored || shared.write();
+            let j = Journal::start(
+                &shared.opts.file,
+                loaded.lineage,
+                store.seq(),
+                shared.opts.utf8_names,
+                anchored,
+            )?;
             let asker = Arc::downgrade(&shared);
             j.on_snapshot_needed(Box::new(move || {
                 if let Some(s) = asker.upgrade() {
@@ -322,10 +330,11 @@ impl Persister {
                     s.wake.notify_one();
                 }
             }));
+            let _ = shared.journal.set(j);
         }
         let observer = shared.clone();
         store.observe(Box::new(move |seq, change| {
-            if let Some(j) = &observer.journal {
+            if let Some(j) = observer.journal.get() {
                 j.push(seq, change);
             }
             let mut f = observer.flags.lock().unwrap_or_else(|e| e.into_inner());
@@ -346,7 +355,7 @@ impl Persister {
 
     /// In durable mode, what waits for a change to reach the disk.
     pub fn settle(&self) -> Option<crate::service::Settle> {
-        let j = self.shared.journal.clone()?;
+        let j = self.shared.journal.get()?.clone();
         Some(Box::new(move |after, upto| j.wait(after, upto)))
     }
 
@@ -368,7 +377,7 @@ impl Persister {
         if let Some(h) = handle {
             let _ = h.join();
         }
-        if let Some(j) = &self.shared.journal {
+        if let Some(j) = self.shared.journal.get() {
             j.shutdown();
         }
     }

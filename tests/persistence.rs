@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{Gateway, free_port, try_request};
+use common::{Gateway, GoGateway, TempDir};
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,28 +20,6 @@ const GO_API: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/go-1.5.1.api.json"
 );
-const GO_GATEWAY: &str = "/usr/bin/prometheus-pushgateway";
-
-/// A fresh directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("pgw-test-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create a temp dir");
-        TempDir(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn file_arg(p: &Path) -> String {
     format!("--persistence.file={}", p.display())
@@ -86,42 +64,6 @@ fn normalized_api(json: &str) -> String {
     let out = child.wait_with_output().expect("python3 output");
     assert!(out.status.success(), "not JSON: {json}");
     String::from_utf8(out.stdout).expect("utf-8")
-}
-
-/// The Go gateway serving `file` on a free port, killed when dropped.
-struct GoGateway {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl GoGateway {
-    fn start(file: &Path) -> GoGateway {
-        let port = free_port();
-        let child = Command::new(GO_GATEWAY)
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(file_arg(file))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the Go gateway (make test installs prometheus-pushgateway)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while try_request(port, "GET", "/-/ready", &[], b"").is_err() {
-            assert!(Instant::now() < deadline, "Go gateway not ready");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        GoGateway { child, port }
-    }
-    fn get(&self, path: &str) -> String {
-        let r = try_request(self.port, "GET", path, &[], b"").expect("Go gateway answers");
-        String::from_utf8_lossy(&r.body).into_owned()
-    }
-}
-
-impl Drop for GoGateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -329,3 +329,75 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
         rest = rest.get(size + 2..)?;
     }
 }
+
+/// A fresh directory, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("pgw-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temp dir");
+        TempDir(dir)
+    }
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The Go gateway (`prometheus-pushgateway` on PATH) persisting to `file` on a free port,
+/// killed when dropped.
+pub struct GoGateway {
+    child: Child,
+    pub port: u16,
+}
+
+impl GoGateway {
+    pub fn start(file: &std::path::Path) -> GoGateway {
+        let port = free_port();
+        let child = Command::new("prometheus-pushgateway")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--persistence.file={}", file.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the Go gateway (make test installs prometheus-pushgateway)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while try_request(port, "GET", "/-/ready", &[], b"").is_err() {
+            assert!(Instant::now() < deadline, "Go gateway not ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        GoGateway { child, port }
+    }
+
+    pub fn get(&self, path: &str) -> String {
+        let r = try_request(self.port, "GET", path, &[], b"").expect("Go gateway answers");
+        String::from_utf8_lossy(&r.body).into_owned()
+    }
+
+    pub fn put(&self, path: &str, body: &str) -> Response {
+        try_request(self.port, "PUT", path, &[], body.as_bytes()).expect("Go gateway answers")
+    }
+
+    /// SIGTERM (the Go gateway writes its file then), and the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        self.child.wait().expect("wait for the Go gateway")
+    }
+}
+
+impl Drop for GoGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

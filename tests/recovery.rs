@@ -1,0 +1,328 @@
+//! Durable mode's recovery against the real binaries: what is served after a restart over
+//! a damaged or torn journal, journal files of another history (the Go gateway's file
+//! swapped in), a journal whose file is gone, and a full disk; and which files are kept.
+
+mod common;
+
+use common::{Gateway, GoGateway, TempDir};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn durable(file: &Path) -> Gateway {
+    Gateway::start(&[
+        &format!("--persistence.file={}", file.display()),
+        "--persistence.sync=always",
+    ])
+}
+
+/// The pushed series of a scrape (`name{labels} value` lines of the named metrics).
+fn series(gw: &Gateway, names: &[&str]) -> Vec<String> {
+    gw.get("/metrics")
+        .text()
+        .lines()
+        .filter(|l| names.iter().any(|n| l.starts_with(&format!("{n}{{"))))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Where each record of a journal file starts (after the 28-byte header).
+fn record_offsets(journal: &[u8]) -> Vec<usize> {
+    let mut at = 28;
+    let mut out = Vec::new();
+    while at + 12 <= journal.len() {
+        out.push(at);
+        let len = u32::from_le_bytes(journal[at..at + 4].try_into().unwrap()) as usize;
+        at += 12 + len;
+    }
+    out
+}
+
+fn journal_0(file: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.journal.0", file.display()))
+}
+
+fn error_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("level=error")).collect()
+}
+
+#[test]
+fn a_damaged_record_stops_replay_there_and_its_file_is_kept() {
+    let dir = TempDir::new("damaged-record");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    for job in ["a", "b", "c"] {
+        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "v 1\n").status, 200);
+    }
+    gw.stop("KILL");
+    let journal = journal_0(&file);
+    let mut bytes = fs::read(&journal).expect("the journal");
+    let at = record_offsets(&bytes);
+    assert_eq!(at.len(), 3, "one record per PUT");
+    bytes[at[1] + 20] ^= 0x40;
+    fs::write(&journal, &bytes).expect("damage it");
+
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
+    let log = gw.log();
+    let errors = error_lines(&log);
+    assert_eq!(errors.len(), 1, "{log}");
+    let kept = format!("{}.damaged", journal.display());
+    assert!(
+        errors[0].contains(&format!(
+            "{} has a record's checksum does not match at byte {}",
+            journal.display(),
+            at[1]
+        )) && errors[0].contains(&format!("kept as {kept}")),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(fs::read(&kept).expect("kept aside"), bytes);
+    // What comes next is journaled after what was replayed; the kept file stays as it is.
+    assert_eq!(gw.put("/metrics/job/d", "v 1\n").status, 200);
+    gw.stop("KILL");
+    let gw = durable(&file);
+    assert_eq!(
+        series(&gw, &["v"]),
+        [
+            "v{instance=\"\",job=\"a\"} 1",
+            "v{instance=\"\",job=\"d\"} 1"
+        ]
+    );
+    assert!(error_lines(&gw.log()).is_empty(), "{}", gw.log());
+    assert_eq!(fs::read(&kept).expect("still kept"), bytes);
+}
+
+#[test]
+fn a_torn_tail_is_the_only_thing_cut_silently() {
+    let dir = TempDir::new("torn-tail");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
+    assert_eq!(gw.post("/metrics/job/a", "w 2\n").status, 200);
+    gw.stop("KILL");
+    let journal = journal_0(&file);
+    let bytes = fs::read(&journal).expect("the journal");
+    let at = record_offsets(&bytes);
+    assert_eq!(at.len(), 2);
+    // The second record half written, as a crash mid-write leaves it.
+    let torn = at[1] + (bytes.len() - at[1]) / 2;
+    fs::write(&journal, &bytes[..torn]).expect("tear it");
+
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["v", "w"]), ["v{instance=\"\",job=\"a\"} 1"]);
+    let log = gw.log();
+    assert!(error_lines(&log).is_empty(), "{log}");
+    assert!(log.contains("cut off"), "{log}");
+    assert_eq!(
+        fs::metadata(&journal).expect("journal").len() as usize,
+        at[1]
+    );
+    assert!(!names(&dir.0).iter().any(|n| n.ends_with(".damaged")));
+}
+
+#[test]
+fn a_post_into_a_big_group_journals_the_post_alone() {
+    let dir = TempDir::new("post-record");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    let big: String = (0..2000)
+        .map(|i| format!("big{{i=\"{i}\"}} {i}\n"))
+        .collect();
+    assert_eq!(gw.put("/metrics/job/a", &big).status, 200);
+    let journal = journal_0(&file);
+    let before = fs::metadata(&journal).expect("journal").len();
+    assert_eq!(gw.post("/metrics/job/a", "w 2\n").status, 200);
+    let grown = fs::metadata(&journal).expect("journal").len() - before;
+    // The POST's family and the group's two timestamp gauges, not 2,000 series.
+    assert!(grown < 1024, "a one-sample POST journaled {grown} bytes");
+    assert_eq!(gw.delete("/metrics/job/a").status, 202);
+    assert_eq!(gw.put("/metrics/job/b", "v 1\n").status, 200);
+    assert_eq!(gw.post("/metrics/job/b", "w 3\n").status, 200);
+    gw.stop("KILL");
+    let gw = durable(&file);
+    assert_eq!(
+        series(&gw, &["big", "v", "w"]),
+        [
+            "v{instance=\"\",job=\"b\"} 1",
+            "w{instance=\"\",job=\"b\"} 3"
+        ]
+    );
+}
+
+#[test]
+fn the_go_gateways_newer_file_wins_over_a_stale_journal() {
+    let dir = TempDir::new("swap");
+    let file = dir.path("p.data");
+    // Ours: a change in the journal only (killed before any snapshot).
+    let gw = durable(&file);
+    assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
+    gw.stop("KILL");
+    assert!(!file.exists());
+    // The Go gateway takes over, changes the same group and writes its file.
+    let go = GoGateway::start(&file);
+    assert_eq!(go.put("/metrics/job/a", "v 2\n").status, 200);
+    assert_eq!(go.put("/metrics/job/b", "v 3\n").status, 200);
+    assert!(go.terminate().success());
+    assert!(file.exists());
+    // Ours again: the Go gateway's state, the journal set aside with one line.
+    let gw = durable(&file);
+    assert_eq!(
+        series(&gw, &["v"]),
+        [
+            "v{instance=\"\",job=\"a\"} 2",
+            "v{instance=\"\",job=\"b\"} 3"
+        ]
+    );
+    let log = gw.log();
+    let errors = error_lines(&log);
+    assert_eq!(errors.len(), 1, "{log}");
+    let stale = format!("{}.stale", journal_0(&file).display());
+    assert!(
+        errors[0].contains(&format!("kept as {stale}")),
+        "{}",
+        errors[0]
+    );
+    assert!(Path::new(&stale).is_file());
+    // And it stays aside: a later crash and restart does not bring it back.
+    assert_eq!(gw.put("/metrics/job/c", "v 4\n").status, 200);
+    gw.stop("KILL");
+    let gw = durable(&file);
+    assert_eq!(
+        series(&gw, &["v"]),
+        [
+            "v{instance=\"\",job=\"a\"} 2",
+            "v{instance=\"\",job=\"b\"} 3",
+            "v{instance=\"\",job=\"c\"} 4"
+        ]
+    );
+    assert!(error_lines(&gw.log()).is_empty(), "{}", gw.log());
+}
+
+#[test]
+fn a_journal_whose_file_is_gone_is_set_aside() {
+    let dir = TempDir::new("file-gone");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
+    gw.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gw.log().contains("metrics persisted") {
+        assert!(Instant::now() < deadline, "SIGHUP did not write the file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(gw.put("/metrics/job/b", "v 2\n").status, 200);
+    gw.stop("KILL");
+    fs::remove_file(&file).expect("remove the file");
+    let gw = durable(&file);
+    assert!(series(&gw, &["v"]).is_empty());
+    let log = gw.log();
+    let errors = error_lines(&log);
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(
+        errors[0].contains("follows change 1 of a persistence file that is not there"),
+        "{}",
+        errors[0]
+    );
+    assert!(names(&dir.0).iter().any(|n| n == "p.data.journal.1.stale"));
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).expect("mount point");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(ok.success(), "mount a tmpfs (the tests run as root)");
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system of `path` until it has no space left.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = fs::File::create(path).expect("create the filler");
+    let chunk = vec![0x55u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+}
+
+#[test]
+fn a_full_disk_refuses_changes_with_500_and_recovers_without_a_restart() {
+    let dir = TempDir::new("disk-full");
+    let mnt = dir.path("mnt");
+    let _fs = Tmpfs::mount(&mnt, "2m");
+    let file = mnt.join("p.data");
+    let gw = durable(&file);
+    assert_eq!(gw.put("/metrics/job/before", "v 1\n").status, 200);
+    let filler = mnt.join("filler");
+    fill(&filler);
+    // Bigger than what is left in the journal's last page.
+    let body: String = (0..300)
+        .map(|i| format!("full{{i=\"{i}\"}} {i}\n"))
+        .collect();
+    let r = gw.put("/metrics/job/full", &body);
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("No space left on device"), "{}", r.text());
+    // Later changes are refused too while the journal has a hole...
+    let r = gw.put("/metrics/job/during", "v 2\n");
+    assert_eq!(r.status, 500, "{}", r.text());
+    // ... scrapes are served...
+    let scrape = gw.get("/metrics");
+    assert_eq!(scrape.status, 200);
+    assert!(scrape.text().contains("v{instance=\"\",job=\"before\"} 1"));
+    // ... and once there is space again, a snapshot holds them all and changes are taken.
+    fs::remove_file(&filler).expect("free the space");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = gw.put("/metrics/job/after", "v 3\n");
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 500, "{}", r.text());
+        assert!(Instant::now() < deadline, "never recovered: {}", gw.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        gw.log()
+            .contains("the persistence journal is written again"),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(gw.post("/metrics/job/after", "w 4\n").status, 200);
+    gw.stop("KILL");
+    let gw = durable(&file);
+    let served = series(&gw, &["v", "w"]);
+    for acknowledged in [
+        "v{instance=\"\",job=\"before\"} 1",
+        "v{instance=\"\",job=\"after\"} 3",
+        "w{instance=\"\",job=\"after\"} 4",
+    ] {
+        assert!(
+            served.iter().any(|s| s == acknowledged),
+            "{acknowledged} lost: {served:?}"
+        );
+    }
+}
