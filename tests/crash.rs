@@ -1,30 +1,119 @@
-//! The durable mode against `kill -9`: clients push distinct groups while the daemon is
-//! killed at a random instant; after each restart every acknowledged push must be there
-//! and the file must load cleanly. `make crash` runs many rounds (PGW_CRASH_ROUNDS);
-//! `make test` a few. (PGW_CRASH_SYNC=interval shows the test failing without the
-//! durable mode.)
+//! The durable mode against `kill -9`: clients PUT distinct groups, POST again and again
+//! into big groups, and PUT and DELETE groups in turn, while the daemon is killed at a
+//! random instant; after each restart every group must be as its last acknowledged change
+//! left it (or as the one change in flight at the kill would), so nothing acknowledged is
+//! lost and nothing unacknowledged or deleted comes back; the files must load cleanly.
+//! `make crash` runs many rounds (PGW_CRASH_ROUNDS); `make test` a few.
+//! (PGW_CRASH_SYNC=interval shows the test failing without the durable mode.)
 
 mod common;
 
 use common::{Gateway, try_request};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-const PUSHERS: usize = 4;
-const GROUPS_PER_ROUND: usize = 1000;
+const PUTTERS: usize = 4;
+const PUTS_PER_ROUND: usize = 1000;
+const POSTERS: usize = 2;
+const BIG_SERIES: usize = 2000;
+const DELETERS: usize = 2;
+const DELETE_GROUPS: usize = 5;
 
-/// The jobs of every group a scrape shows.
-fn jobs(gw: &Gateway) -> HashSet<String> {
+/// What a group holds, as far as this test tells groups apart.
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Absent,
+    /// The group's test value (for a big group: the last POSTed value, with all its
+    /// series there).
+    Present(i64),
+}
+
+/// Per group: its state after the last acknowledged change, and after the change in
+/// flight (sent, not answered) if any.
+#[derive(Default)]
+struct Model {
+    groups: HashMap<String, (Option<State>, Option<State>)>,
+    acked: HashMap<&'static str, usize>,
+}
+
+impl Model {
+    fn send(&mut self, job: &str, to: State) {
+        self.groups.entry(job.to_string()).or_default().1 = Some(to);
+    }
+    fn ack(&mut self, kind: &'static str, job: &str) {
+        let e = self.groups.entry(job.to_string()).or_default();
+        e.0 = e.1.take();
+        *self.acked.entry(kind).or_default() += 1;
+    }
+}
+
+type Shared = Arc<Mutex<Model>>;
+
+fn lock(m: &Shared) -> std::sync::MutexGuard<'_, Model> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The state of every group a scrape shows, with problems (a big group missing series).
+fn served(gw: &Gateway) -> (HashMap<String, State>, Vec<String>) {
     let text = gw.get("/metrics").text();
-    text.lines()
-        .filter_map(|l| l.strip_prefix("push_time_seconds{"))
-        .filter_map(|l| l.split("job=\"").nth(1))
-        .filter_map(|l| l.split('"').next())
-        .map(str::to_string)
-        .collect()
+    let mut out = HashMap::new();
+    let mut big_series: HashMap<String, usize> = HashMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, rest)) = line.split_once('{') else {
+            continue;
+        };
+        let Some(job) = rest
+            .split("job=\"")
+            .nth(1)
+            .and_then(|l| l.split('"').next())
+        else {
+            continue;
+        };
+        let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        match (name, value) {
+            ("crash_value" | "crash_post" | "crash_del", Some(v)) => {
+                out.insert(job.to_string(), State::Present(v as i64));
+            }
+            ("crash_big", _) => *big_series.entry(job.to_string()).or_default() += 1,
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    for (job, n) in big_series {
+        if n != BIG_SERIES {
+            problems.push(format!("{job} has {n} of its {BIG_SERIES} series"));
+        }
+    }
+    (out, problems)
+}
+
+/// Checks what is served against the model, then takes it as the new acknowledged state.
+fn check(gw: &Gateway, model: &Shared, round: usize) {
+    let (served, problems) = served(gw);
+    assert!(problems.is_empty(), "round {round}: {problems:?}");
+    let mut m = lock(model);
+    let mut wrong = Vec::new();
+    for (job, (acked, in_flight)) in m.groups.iter_mut() {
+        let now = served.get(job).cloned().unwrap_or(State::Absent);
+        let acked_state = acked.clone().unwrap_or(State::Absent);
+        if now != acked_state && in_flight.as_ref() != Some(&now) {
+            wrong.push(format!(
+                "{job}: served {now:?}, acknowledged {acked_state:?}, in flight {in_flight:?}"
+            ));
+        }
+        *acked = Some(now);
+        *in_flight = None;
+    }
+    wrong.sort();
+    assert!(wrong.is_empty(), "round {round}: {wrong:#?}");
+    assert!(
+        !gw.log().contains("level=error"),
+        "round {round}: {}",
+        gw.log()
+    );
 }
 
 fn start(file: &Path) -> Gateway {
@@ -39,8 +128,85 @@ fn start(file: &Path) -> Gateway {
     ])
 }
 
+/// One request; `Some(true)` if acknowledged, `Some(false)` if refused, None once killed.
+fn send(port: u16, method: &str, path: &str, body: &[u8]) -> Option<bool> {
+    match try_request(port, method, path, &[], body) {
+        Ok(r) if (200..300).contains(&r.status) => Some(true),
+        Ok(r) => panic!("{method} {path} refused: {} {}", r.status, r.text()),
+        Err(_) => None,
+    }
+}
+
+fn putter(port: u16, model: Shared, stop: Arc<AtomicBool>, round: usize, t: usize) {
+    for i in (t..PUTS_PER_ROUND).step_by(PUTTERS) {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let job = format!("r{round}_{i}");
+        lock(&model).send(&job, State::Present(i as i64));
+        let body = format!("crash_value{{i=\"{i}\"}} {i}\n");
+        if send(port, "PUT", &format!("/metrics/job/{job}"), body.as_bytes()).is_none() {
+            return;
+        }
+        lock(&model).ack("PUT", &job);
+    }
+}
+
+/// PUTs a big group (unless it is there), then POSTs one family into it, a new value
+/// each time.
+fn poster(port: u16, model: Shared, stop: Arc<AtomicBool>, round: usize, t: usize) {
+    let job = format!("big{t}");
+    let path = format!("/metrics/job/{job}");
+    let mut value = (round * 1_000_000) as i64;
+    let there = matches!(
+        lock(&model).groups.get(&job),
+        Some((Some(State::Present(_)), _))
+    );
+    if !there {
+        let mut big: String = (0..BIG_SERIES)
+            .map(|i| format!("crash_big{{i=\"{i}\"}} {i}\n"))
+            .collect();
+        big.push_str(&format!("crash_post {value}\n"));
+        lock(&model).send(&job, State::Present(value));
+        if send(port, "PUT", &path, big.as_bytes()).is_none() {
+            return;
+        }
+        lock(&model).ack("PUT of a big group", &job);
+    }
+    while !stop.load(Ordering::Relaxed) {
+        value += 1;
+        lock(&model).send(&job, State::Present(value));
+        let body = format!("crash_post {value}\n");
+        if send(port, "POST", &path, body.as_bytes()).is_none() {
+            return;
+        }
+        lock(&model).ack("POST into a big group", &job);
+    }
+}
+
+/// PUTs a group and DELETEs it again, going round a few groups.
+fn deleter(port: u16, model: Shared, stop: Arc<AtomicBool>, t: usize) {
+    for n in 0i64.. {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let job = format!("del{t}_{}", (n / 2) as usize % DELETE_GROUPS);
+        let path = format!("/metrics/job/{job}");
+        let (method, to, body) = if n % 2 == 0 {
+            ("PUT", State::Present(n), format!("crash_del {n}\n"))
+        } else {
+            ("DELETE", State::Absent, String::new())
+        };
+        lock(&model).send(&job, to);
+        if send(port, method, &path, body.as_bytes()).is_none() {
+            return;
+        }
+        lock(&model).ack(method, &job);
+    }
+}
+
 #[test]
-fn no_acknowledged_push_is_lost_to_kill_9() {
+fn no_acknowledged_change_is_lost_to_kill_9() {
     let rounds: usize = std::env::var("PGW_CRASH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -60,71 +226,53 @@ fn no_acknowledged_push_is_lost_to_kill_9() {
         x ^= x << 17;
         x
     };
-    let mut acked_total: HashSet<String> = HashSet::new();
+    let model: Shared = Arc::default();
     let mut report = Vec::new();
     for round in 0..rounds {
         let gw = start(&file);
-        let present = jobs(&gw);
-        let missing: Vec<&String> = acked_total.difference(&present).collect();
-        assert!(missing.is_empty(), "round {round}: lost {missing:?}");
-        assert!(
-            !gw.log().contains("could not load persisted metrics"),
-            "round {round}: {}",
-            gw.log()
-        );
-        let acked = Arc::new(Mutex::new(Vec::new()));
+        check(&gw, &model, round);
+        let before: usize = lock(&model).acked.values().sum();
         let stop = Arc::new(AtomicBool::new(false));
-        let pushers: Vec<_> = (0..PUSHERS)
-            .map(|t| {
-                let (acked, stop, port) = (acked.clone(), stop.clone(), gw.port);
-                std::thread::spawn(move || {
-                    for i in (t..GROUPS_PER_ROUND).step_by(PUSHERS) {
-                        if stop.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let job = format!("r{round}_{i}");
-                        let path = format!("/metrics/job/{job}");
-                        let body = format!("crash_test_value{{i=\"{i}\"}} {i}\n");
-                        match try_request(port, "PUT", &path, &[], body.as_bytes()) {
-                            Ok(r) if r.status == 200 => {
-                                acked.lock().unwrap_or_else(|e| e.into_inner()).push(job)
-                            }
-                            Ok(r) => panic!("push refused: {} {}", r.status, r.text()),
-                            Err(_) => return, // killed
-                        }
-                    }
-                })
-            })
-            .collect();
+        let mut clients = Vec::new();
+        for t in 0..PUTTERS {
+            let (m, s, port) = (model.clone(), stop.clone(), gw.port);
+            clients.push(std::thread::spawn(move || putter(port, m, s, round, t)));
+        }
+        for t in 0..POSTERS {
+            let (m, s, port) = (model.clone(), stop.clone(), gw.port);
+            clients.push(std::thread::spawn(move || poster(port, m, s, round, t)));
+        }
+        for t in 0..DELETERS {
+            let (m, s, port) = (model.clone(), stop.clone(), gw.port);
+            clients.push(std::thread::spawn(move || deleter(port, m, s, t)));
+        }
         // The random instant: what this test is about, not a wait for readiness.
         let kill_after = Duration::from_millis(5 + next() % 500);
         let started = Instant::now();
-        while started.elapsed() < kill_after && pushers.iter().any(|p| !p.is_finished()) {
+        while started.elapsed() < kill_after {
             std::thread::sleep(Duration::from_millis(5));
         }
         gw.stop("KILL");
         stop.store(true, Ordering::Relaxed);
-        for p in pushers {
-            p.join().expect("pusher");
+        for c in clients {
+            c.join().expect("client");
         }
-        let acked = std::mem::take(&mut *acked.lock().unwrap_or_else(|e| e.into_inner()));
+        let after: usize = lock(&model).acked.values().sum();
         report.push(format!(
-            "round {round}: killed after {} ms, {} pushes acknowledged",
+            "round {round}: killed after {} ms, {} changes acknowledged",
             kill_after.as_millis(),
-            acked.len()
+            after - before
         ));
-        acked_total.extend(acked);
     }
     let gw = start(&file);
-    let present = jobs(&gw);
-    let missing: Vec<&String> = acked_total.difference(&present).collect();
-    assert!(missing.is_empty(), "lost {missing:?}");
-    assert!(!gw.log().contains("could not load persisted metrics"));
+    check(&gw, &model, rounds);
+    let m = lock(&model);
+    let mut kinds: Vec<String> = m.acked.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    kinds.sort();
     println!(
-        "{}\n{rounds} kills, {} acknowledged pushes, all {} present after restart",
+        "{}\n{rounds} kills; acknowledged and found after restart: {}",
         report.join("\n"),
-        acked_total.len(),
-        acked_total.len()
+        kinds.join(", ")
     );
     drop(gw);
     let _ = std::fs::remove_dir_all(&dir);
