@@ -21,6 +21,10 @@ the same run on the same machine:
                         group of 10,000 series and into a one-series group, and
                         the bytes the files beside the persistence file grew by
                         per such POST (what the journal costs a change).
+  round 5 (recovery):   durable mode, file every 5 minutes: seconds from a restart
+                        after kill -9 to ready, (a) after a 10,000-series group
+                        and 200 one-sample POSTs into it, (b) after G groups each
+                        PUT twice; and the journal bytes it had to replay.
 
 Only the Python 3 standard library and the `wrk` binary are needed.  Progress
 goes to stderr; the table goes to stdout; `--json FILE` writes all figures.
@@ -157,7 +161,7 @@ class Server:
         self.port = None
         self.log_file = None
 
-    def start(self, file=None):
+    def start(self, file=None, ready_timeout=READY_TIMEOUT_S):
         """Start the server on a free port and wait until it reports ready."""
         self.port = free_port()
         argv = shlex.split(self.template.format(port=self.port, file=file))
@@ -169,14 +173,14 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.wait_ready()
+        self.wait_ready(ready_timeout)
         log(f"{self.name}: ready on 127.0.0.1:{self.port} (pid {self.proc.pid})")
 
-    def wait_ready(self):
+    def wait_ready(self, timeout=READY_TIMEOUT_S):
         """Poll GET /-/ready (falling back to /-/healthy on 404) until it answers 200."""
         client = Client(self.port, timeout=2)
         path = "/-/ready"
-        deadline = time.monotonic() + READY_TIMEOUT_S
+        deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -195,7 +199,7 @@ class Server:
                 time.sleep(0.05)
         finally:
             client.close()
-        raise RuntimeError(f"{self.name} not ready after {READY_TIMEOUT_S:.0f} s: {self.log_tail()}")
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s: {self.log_tail()}")
 
     def log_tail(self, limit=600):
         """Return the end of the server's combined stdout/stderr."""
@@ -523,13 +527,67 @@ def round_modes(server, figures, cfg):
                 variant.stop()
 
 
+RECOVERY_TIMEOUT_S = 300.0
+
+
+def kill_and_time_restart(variant, file):
+    """kill -9 the server, start it again on the same file; seconds until it is ready."""
+    variant.proc.kill()
+    variant.proc.wait()
+    variant.stop()
+    journal = sum(e.stat().st_size for e in os.scandir(os.path.dirname(file))
+                  if ".journal." in e.name)
+    started = time.perf_counter()
+    variant.start(file=file, ready_timeout=RECOVERY_TIMEOUT_S)
+    return {"seconds_to_ready": time.perf_counter() - started, "journal_bytes": journal}
+
+
+def round_recovery(server, figures, cfg):
+    """Round 5, durable mode: how long a restart after kill -9 takes to answer again.
+
+    (a) a 10,000-series group and 200 one-sample POSTs into it; (b) G groups loaded,
+    then every one PUT again; the file written every 5 minutes, so what the restart has
+    to read is what the journal kept.
+    """
+    template = server.modes.get("durable")
+    if template is None:
+        return
+    template = template.replace("{interval}", "5m")
+    result = figures.setdefault("recovery", {})
+    with tempfile.TemporaryDirectory() as tmp:
+        file = os.path.join(tmp, "pushgateway.data")
+        variant = Server(f"{server.name} (recovery, big group)", template)
+        try:
+            variant.start(file=file)
+            client = variant.client(cfg.timeout)
+            client.request("PUT", "/metrics/job/big", big_group_body(), PUSH_HEADERS)
+            for _ in range(SMALL_POSTS):
+                client.request("POST", "/metrics/job/big", SMALL_POST_BODY, PUSH_HEADERS)
+            client.close()
+            result["big_group"] = kill_and_time_restart(variant, file)
+            log(f"{variant.name}: {result['big_group']}")
+        finally:
+            variant.stop()
+    with tempfile.TemporaryDirectory() as tmp:
+        file = os.path.join(tmp, "pushgateway.data")
+        variant = Server(f"{server.name} (recovery, {cfg.groups} groups)", template)
+        try:
+            variant.start(file=file)
+            load_groups(variant, cfg.groups, cfg.load_threads, cfg.timeout)
+            load_groups(variant, cfg.groups, cfg.load_threads, cfg.timeout)
+            result["groups"] = kill_and_time_restart(variant, file)
+            log(f"{variant.name}: {result['groups']}")
+        finally:
+            variant.stop()
+
+
 def run_round(server, round_fn, figures, cfg):
     """Start `server` fresh, run one round into `figures`, and always stop it again.
 
     An error is recorded in figures["errors"] so the other servers still get measured.
     """
     try:
-        if round_fn not in (round_persist_wrk, round_modes):
+        if round_fn not in (round_persist_wrk, round_modes, round_recovery):
             server.start()
         round_fn(server, figures, cfg)
     except (OSError, RuntimeError, ValueError, http.client.HTTPException,
@@ -612,14 +670,14 @@ def table_rows(groups):
         ("wrk non-2xx responses with persistence",
          lambda f: sum(f[k]["non_2xx"] for k in ("wrk_persist", "wrk_durable") if k in f)
          if any(k in f for k in ("wrk_persist", "wrk_durable")) else None, "count"),
-    ] + mode_rows()
+    ] + mode_rows(g)
 
 
 MODE_NAMES = {"memory": "memory only", "interval": "file every 1 s", "durable": "durable"}
 
 
-def mode_rows():
-    """Round 4's rows: per mode, throughput by concurrency and the small POST's costs."""
+def mode_rows(g):
+    """Rounds 4 and 5: throughput by concurrency, a small POST's costs, restart times."""
     rows = []
     for mode, label in MODE_NAMES.items():
         for conns in CONCURRENCY:
@@ -633,6 +691,14 @@ def mode_rows():
         for group, what in (("big", f"{BIG_SERIES:,}-series group"), ("small", "1-series group")):
             rows.append((f"bytes written per POST into a {what}, {MODE_NAMES[mode]}",
                          path_getter("modes", mode, "posts", group, "bytes_per_post"), "size"))
+    rows.append(("restart after kill -9, 10,000-series group + 200 POSTs (s to ready)",
+                 path_getter("recovery", "big_group", "seconds_to_ready"), "time"))
+    rows.append(("  journal it replayed (bytes)",
+                 path_getter("recovery", "big_group", "journal_bytes"), "size"))
+    rows.append((f"restart after kill -9, {g} groups each PUT twice (s to ready)",
+                 path_getter("recovery", "groups", "seconds_to_ready"), "time"))
+    rows.append(("  journal it replayed (bytes)",
+                 path_getter("recovery", "groups", "journal_bytes"), "size"))
     rows.append(("durable PUT req/s at 32 conns / memory only's",
                  lambda f: durable_share(f), "count"))
     return rows
@@ -717,7 +783,7 @@ def parse_args(argv):
                              "(env PUSHGATEWAY_RUST_BIN; default target/release/pushgateway)")
     parser.add_argument("--before-bin", metavar="PATH",
                         help="also run this Rust build as server 'before' (e.g. the last release)")
-    parser.add_argument("--rounds", default="idle,store,persist,modes",
+    parser.add_argument("--rounds", default="idle,store,persist,modes,recovery",
                         help="comma-separated rounds to run (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="short run: G=1000, 3 s of wrk, 50 latency probes")
@@ -809,7 +875,7 @@ def main(argv):
     interrupted = False
     try:
         rounds = {"idle": round_idle_wrk, "store": round_store, "persist": round_persist_wrk,
-                  "modes": round_modes}
+                  "modes": round_modes, "recovery": round_recovery}
         chosen = [rounds[r] for r in args.rounds.split(",") if r in rounds]
         for round_fn in chosen:
             for server in servers:
