@@ -26,10 +26,13 @@ use crate::compress::crc32c;
 use crate::snapshot::{self, FamilyRecord, GroupRecord};
 use crate::store::Change;
 use std::fs::{self, File, OpenOptions};
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -69,6 +72,82 @@ struct Queue {
     /// Decided changes that failed: first, last, why (merged, the latest kept).
     failed: Vec<(u64, u64, String)>,
     shutdown: bool,
+    /// Futures waiting (`Journal::wait_async`): id → the change they wait for, whom to wake.
+    wakers: std::collections::HashMap<u64, (u64, Waker)>,
+    next_waiter: u64,
+}
+
+impl Queue {
+    /// The outcome for changes `after + 1 ..= upto`, once they are all decided.
+    fn outcome(&self, after: u64, upto: u64) -> Option<Result<(), String>> {
+        if self.decided >= upto {
+            if let Some((_, _, e)) = self
+                .failed
+                .iter()
+                .rev()
+                .find(|(lo, hi, _)| *lo <= upto && *hi > after)
+            {
+                return Some(Err(e.clone()));
+            }
+            return Some(Ok(()));
+        }
+        if self.shutdown && self.items.is_empty() {
+            return Some(Err("the journal is closed".into()));
+        }
+        None
+    }
+
+    /// The wakers of futures whose changes are now decided (all, once shut down).
+    fn ready(&mut self) -> Vec<Waker> {
+        let (decided, all) = (self.decided, self.shutdown);
+        let mut woken = Vec::new();
+        self.wakers.retain(|_, (upto, w)| {
+            let go = all || *upto <= decided;
+            if go {
+                woken.push(w.clone());
+            }
+            !go
+        });
+        woken
+    }
+}
+
+/// The outcome of a change's journaling, as a future (`Journal::wait_async`).
+pub struct Durable {
+    journal: Arc<Journal>,
+    after: u64,
+    upto: u64,
+    id: Option<u64>,
+}
+
+impl Future for Durable {
+    type Output = Result<(), String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut q = this.journal.lock();
+        if let Some(outcome) = q.outcome(this.after, this.upto) {
+            if let Some(id) = this.id.take() {
+                q.wakers.remove(&id);
+            }
+            return Poll::Ready(outcome);
+        }
+        let id = *this.id.get_or_insert_with(|| {
+            q.next_waiter += 1;
+            q.next_waiter
+        });
+        q.wakers.insert(id, (this.upto, cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        // A request whose client left: forget its waker.
+        if let Some(id) = self.id.take() {
+            self.journal.lock().wakers.remove(&id);
+        }
+    }
 }
 
 /// Why the journal's chain is broken (a write failed), and how far healing got.
@@ -599,8 +678,12 @@ impl Journal {
         }
     }
 
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn enqueue(&self, item: Item) {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.lock();
         q.items.push(item);
         self.work.notify_one();
     }
@@ -631,24 +714,33 @@ impl Journal {
     /// of them could not be made durable. (A request knows the change number before and
     /// after its change, so it may wait for others' changes too: never for less than its
     /// own.)
+    #[cfg(test)]
     pub fn wait(&self, after: u64, upto: u64) -> Result<(), String> {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.lock();
         loop {
-            if q.decided >= upto {
-                if let Some((_, _, e)) = q
-                    .failed
-                    .iter()
-                    .rev()
-                    .find(|(lo, hi, _)| *lo <= upto && *hi > after)
-                {
-                    return Err(e.clone());
-                }
-                return Ok(());
-            }
-            if q.shutdown && q.items.is_empty() {
-                return Err("the journal is closed".into());
+            if let Some(outcome) = q.outcome(after, upto) {
+                return outcome;
             }
             q = self.done.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// `wait` as a future: a change waiting for the disk holds no thread.
+    pub fn wait_async(self: &Arc<Self>, after: u64, upto: u64) -> Durable {
+        Durable {
+            journal: self.clone(),
+            after,
+            upto,
+            id: None,
+        }
+    }
+
+    fn wake_ready(&self, mut q: MutexGuard<'_, Queue>) {
+        let woken = q.ready();
+        self.done.notify_all();
+        drop(q);
+        for w in woken {
+            w.wake();
         }
     }
 
@@ -670,7 +762,7 @@ impl Journal {
         if hi == 0 || lo > hi {
             return;
         }
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.lock();
         if let Some(why) = failed {
             match q.failed.last_mut() {
                 Some(last) if last.1 + 1 == lo && last.2 == why => last.1 = hi,
@@ -681,7 +773,7 @@ impl Journal {
             }
         }
         q.decided = q.decided.max(hi);
-        self.done.notify_all();
+        self.wake_ready(q);
     }
 
     /// Appends `buf` and fsyncs; on failure cuts the file back to what was good.
@@ -722,7 +814,7 @@ impl Journal {
                     q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
                 }
                 if q.items.is_empty() {
-                    self.done.notify_all();
+                    self.wake_ready(q);
                     return;
                 }
                 std::mem::take(&mut q.items)

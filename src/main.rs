@@ -139,7 +139,7 @@ async fn run(config: cli::Config, systemd: Option<Vec<std::net::TcpListener>>, n
         max_connections: config.max_connections,
         max_body_bytes_in_flight: config.max_body_bytes_in_flight,
     };
-    let server = http::Server::start(listeners, service, limits, nofile, config.persistence_sync);
+    let server = http::Server::start(listeners, service, limits, nofile);
     let reason = quit_rx.recv().await.unwrap_or("shutdown");
     log::info!("{reason}, shutting down");
     // No new requests; those in flight are answered. Then no change is taken any more, so

@@ -356,7 +356,9 @@ impl Persister {
     /// In durable mode, what waits for a change to reach the disk.
     pub fn settle(&self) -> Option<crate::service::Settle> {
         let j = self.shared.journal.get()?.clone();
-        Some(Box::new(move |after, upto| j.wait(after, upto)))
+        Some(Box::new(move |after, upto| {
+            Box::pin(j.wait_async(after, upto))
+        }))
     }
 
     /// Writes the file as soon as possible (SIGHUP).

@@ -158,6 +158,18 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Body,
+    /// Durable mode: the answer stands once the changes it covers are on disk
+    /// (`Service::settle`); until then it is not sent.
+    pub pending: Option<Pending>,
+}
+
+/// A change's answer waiting for the journal: the changes after `after` up to `upto`,
+/// and what to count once the outcome is known.
+pub struct Pending {
+    after: u64,
+    upto: u64,
+    count: Option<(&'static str, String)>,
+    push: Option<(std::time::Instant, usize)>,
 }
 
 impl Response {
@@ -166,6 +178,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Body::Empty,
+            pending: None,
         }
     }
 
@@ -178,6 +191,7 @@ impl Response {
                 ("X-Content-Type-Options", "nosniff".into()),
             ],
             body: Body::Bytes(format!("{msg}\n").into_bytes()),
+            pending: None,
         }
     }
 
@@ -186,6 +200,7 @@ impl Response {
             status,
             headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
             body: Body::Bytes(msg.as_bytes().to_vec()),
+            pending: None,
         }
     }
 
@@ -196,6 +211,7 @@ impl Response {
             status: 200,
             headers,
             body: Body::Bytes(body.into_bytes()),
+            pending: None,
         }
     }
 }
@@ -261,8 +277,11 @@ pub struct Service {
 }
 
 /// Waits until the store changes numbered after A up to B are durable (persistence's
-/// durable mode).
-pub type Settle = Box<dyn Fn(u64, u64) -> Result<(), String> + Send + Sync>;
+/// durable mode), as a future: a change waiting for the disk holds no thread.
+pub type Settle = Box<dyn Fn(u64, u64) -> DurableFuture + Send + Sync>;
+
+pub type DurableFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
 
 /// The `handler` label the Go gateway counts a route's requests under, if it counts them.
 fn handler_label(route: &Route, method: &str) -> Option<&'static str> {
@@ -360,20 +379,61 @@ impl Service {
         Plan { wants_body, lane }
     }
 
-    /// `ok` once the changes made since change `before` are durable; a 500 naming the
-    /// problem if they could not be made so (they are applied, and the next snapshot will
-    /// hold them).
-    fn settled(&self, before: u64, ok: Response) -> Response {
-        let Some(settle) = &self.settle else {
-            return ok;
+    /// `ok`, to be sent once the changes made since change `before` are durable (see
+    /// `settle`).
+    fn settled(&self, before: u64, mut ok: Response) -> Response {
+        if self.settle.is_some() {
+            ok.pending = Some(Pending {
+                after: before,
+                upto: self.store.seq(),
+                count: None,
+                push: None,
+            });
+        }
+        ok
+    }
+
+    /// What a pending answer becomes: itself once its changes are durable, a 500 naming
+    /// the problem if they could not be made so (they are applied, and the next snapshot
+    /// will hold them).
+    fn outcome(&self, mut r: Response, result: Result<(), String>) -> Response {
+        let Some(p) = r.pending.take() else {
+            return r;
         };
-        match settle(before, self.store.seq()) {
-            Ok(()) => ok,
-            Err(e) => Response::error(500, &format!("applied, but not persisted: {e}")),
+        if let Err(e) = result {
+            r = Response::error(500, &format!("applied, but not persisted: {e}"));
+        }
+        if let Some((h, method)) = &p.count {
+            self.instruments.request(h, method, r.status);
+        }
+        if let Some((started, size)) = p.push {
+            let method = p.count.as_ref().map_or("", |(_, m)| m.as_str());
+            self.instruments
+                .push(method, started.elapsed().as_secs_f64(), size);
+        }
+        r
+    }
+
+    /// The final answer to a request whose answer may be pending (`handle_deferred`),
+    /// waiting without holding a thread.
+    pub fn settle(self: &Arc<Self>, r: Response) -> impl std::future::Future<Output = Response> {
+        let wait = match (&r.pending, &self.settle) {
+            (Some(p), Some(s)) => Some(s(p.after, p.upto)),
+            _ => None,
+        };
+        let service = self.clone();
+        async move {
+            let result = match wait {
+                Some(w) => w.await,
+                None => Ok(()),
+            };
+            service.outcome(r, result)
         }
     }
 
-    pub fn handle(&self, mut req: Request) -> Response {
+    /// Answers a request; in durable mode a change's answer comes back pending, to be
+    /// finished by `settle` once the journal has it on disk.
+    pub fn handle_deferred(&self, mut req: Request) -> Response {
         // Like the Go gateway, decompress a body before routing (outside the JSON API),
         // so a body that cannot be decompressed is a 400 whatever the route.
         let api = format!("{}/api/v1", self.settings.routes.prefix);
@@ -416,11 +476,13 @@ impl Service {
                 status,
                 headers: vec![("Location", location)],
                 body: Body::Empty,
+                pending: None,
             },
             Resolved::Options(allow) => Response {
                 status: 200,
                 headers: vec![("Allow", allow.into())],
                 body: Body::Empty,
+                pending: None,
             },
             Resolved::MethodNotAllowed { allow } => {
                 let mut r = Response::error(405, "Method Not Allowed");
@@ -433,6 +495,7 @@ impl Service {
                 status: 400,
                 headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
                 body: Body::Bytes(b"400 Bad Request".to_vec()),
+                pending: None,
             },
         }
     }
@@ -444,7 +507,13 @@ impl Service {
         let is_push = handler == Some("push");
         let size = if is_push { approximate_size(&req) } else { 0 };
         let method = req.method.clone();
-        let response = self.answer(route, req);
+        let mut response = self.answer(route, req);
+        // A pending answer is counted once its outcome is known (`outcome`).
+        if let Some(p) = &mut response.pending {
+            p.count = handler.map(|h| (h, method));
+            p.push = is_push.then_some((started, size));
+            return response;
+        }
         if let Some(h) = handler {
             self.instruments.request(h, &method, response.status);
         }
@@ -488,6 +557,7 @@ impl Service {
                 status: 200,
                 headers: cors_headers(),
                 body: Body::Empty,
+                pending: None,
             },
             Route::Wipe => {
                 let before = if self.settle.is_some() {
@@ -509,6 +579,7 @@ impl Service {
                 status: 200,
                 headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
                 body: Body::Bytes(ui::PAGE.as_bytes().to_vec()),
+                pending: None,
             },
             Route::UiGroups => Response::json(ui::groups_json(
                 &self.store.groups(),
@@ -583,6 +654,7 @@ impl Service {
             status: 200,
             headers,
             body,
+            pending: None,
         }
     }
 

@@ -110,7 +110,7 @@ async fn endpoint(mut req: tide::Request<State>) -> tide::Result {
     let response = match plan.lane {
         // Answers that take microseconds and no lock: no thread hop.
         None => {
-            let r = state.service.handle(request);
+            let r = state.service.handle_deferred(request);
             drop(budget);
             r
         }
@@ -123,7 +123,7 @@ async fn endpoint(mut req: tide::Request<State>) -> tide::Result {
             // The body, and its share of the budget, go with the job and are given back
             // when it is done (or skipped, if its client is gone).
             let job = move || {
-                let r = service.handle(request);
+                let r = service.handle_deferred(request);
                 drop(budget);
                 r
             };
@@ -136,6 +136,8 @@ async fn endpoint(mut req: tide::Request<State>) -> tide::Result {
             }
         }
     };
+    // In durable mode a change's answer waits here for the journal, holding no thread.
+    let response = state.service.settle(response).await;
     Ok(to_tide(response))
 }
 

@@ -37,7 +37,6 @@ impl Server {
         service: Arc<Service>,
         mut limits: Limits,
         nofile: u64,
-        durable: bool,
     ) -> Server {
         let by_fds = nofile.saturating_sub(RESERVED_FDS).max(1);
         if (limits.max_connections as u64) > by_fds {
@@ -51,10 +50,9 @@ impl Server {
         // Heavy work gets a thread per core. Small changes get their own lane: one thread
         // (they serialise on the store's lock anyway, and more threads allocating at once
         // cost musl's single-lock malloc a third of its push throughput: 4,134 against
-        // 4,885 req/s with one, measured); in durable mode they wait for the journal's
-        // fsync, and a batch shares one fsync only if enough of them can wait at once.
-        let light = if durable { 32 } else { 1 };
-        let pool = Arc::new(pool::Pool::new(light, cores, 1024));
+        // 4,885 req/s with one, measured). In durable mode their answers wait for the
+        // journal's fsync as futures (`Service::settle`), not on these threads.
+        let pool = Arc::new(pool::Pool::new(1, cores, 1024));
         let conns = conns::Conns::new(limits.max_connections);
         let (stop, stopped) = channel::bounded(1);
         let listeners: Vec<_> = listeners
