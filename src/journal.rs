@@ -31,7 +31,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, UNIX_EPOCH};
@@ -72,6 +72,8 @@ struct Queue {
     /// Decided changes that failed: first, last, why (merged, the latest kept).
     failed: Vec<(u64, u64, String)>,
     shutdown: bool,
+    /// The thread has stopped: every change it was given is decided.
+    exited: bool,
     /// Futures waiting (`Journal::wait_async`): id → the change they wait for, whom to wake.
     wakers: std::collections::HashMap<u64, (u64, Waker)>,
     next_waiter: u64,
@@ -91,7 +93,7 @@ impl Queue {
             }
             return Some(Ok(()));
         }
-        if self.shutdown && self.items.is_empty() {
+        if self.exited {
             return Some(Err("the journal is closed".into()));
         }
         None
@@ -99,7 +101,7 @@ impl Queue {
 
     /// The wakers of futures whose changes are now decided (all, once shut down).
     fn ready(&mut self) -> Vec<Waker> {
-        let (decided, all) = (self.decided, self.shutdown);
+        let (decided, all) = (self.decided, self.exited);
         let mut woken = Vec::new();
         self.wakers.retain(|_, (upto, w)| {
             let go = all || *upto <= decided;
@@ -168,10 +170,15 @@ pub struct Journal {
     done: Condvar,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Asks for a snapshot now (the file outgrew its bound, or a write failed).
-    snapshot_now: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    snapshot_now: Box<dyn Fn() + Send + Sync>,
     /// The size of the last snapshot written, for the bound.
     last_snapshot: AtomicU64,
+    /// Files never to remove (they could not be set aside).
+    protected: Protected,
 }
+
+/// Journal files that could not be set aside: never removed by a compaction.
+pub type Protected = Arc<Mutex<std::collections::HashSet<PathBuf>>>;
 
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(&(s.len() as u32).to_le_bytes());
@@ -340,8 +347,12 @@ fn next_record(c: &mut Cursor<'_>, legacy: bool) -> Next {
     }
     let Some(body) = c.take(len) else {
         // With a checked header, a short body is an unfinished write; in a legacy file
-        // the length itself may be what is damaged, so only the last record can be torn.
-        return Next::Torn;
+        // the length itself may be what is damaged, and cutting would lose what follows.
+        return if legacy {
+            Next::Damaged("a record longer than the rest of the file".into())
+        } else {
+            Next::Torn
+        };
     };
     if crc32c(body) != sum {
         return Next::Damaged("a record's checksum does not match".into());
@@ -400,22 +411,49 @@ pub struct Replayed {
     pub applied: u64,
     /// Torn tails cut off (an unfinished, never acknowledged write): for an info line.
     pub cut: Vec<String>,
-    /// Files renamed aside, each with why: for one error line each.
-    pub set_aside: Vec<String>,
+    /// Files to rename aside, each with why. Not done by replay: a damaged file still
+    /// holds the records replayed from it, so it moves only once a snapshot holds them.
+    pub set_aside: Vec<Aside>,
 }
 
-fn aside(path: &Path, suffix: &str, why: &str, out: &mut Vec<String>) {
-    match snapshot::set_aside(path, suffix) {
-        Ok(to) => out.push(format!(
-            "{} {why}; kept as {}",
-            path.display(),
-            to.display()
-        )),
-        Err(e) => out.push(format!(
-            "{} {why}; it could not be renamed aside ({e}) and is left as it is",
-            path.display()
-        )),
+/// A journal file replay could not use, to be renamed `<name><suffix>`.
+#[derive(Debug)]
+pub struct Aside {
+    pub path: PathBuf,
+    pub suffix: &'static str,
+    pub why: String,
+}
+
+impl Aside {
+    /// Renames the file aside: the log line saying where it is kept, or why it stays.
+    pub fn apply(&self) -> Result<String, String> {
+        match snapshot::set_aside(&self.path, self.suffix) {
+            Ok(to) => Ok(format!(
+                "{} {}; kept as {}",
+                self.path.display(),
+                self.why,
+                to.display()
+            )),
+            Err(e) => Err(format!(
+                "{} {}; it could not be renamed aside ({e}), is left as it is and is never removed",
+                self.path.display(),
+                self.why
+            )),
+        }
     }
+}
+
+fn aside(path: &Path, suffix: &'static str, why: &str, out: &mut Vec<Aside>) {
+    out.push(Aside {
+        path: path.to_path_buf(),
+        suffix,
+        why: why.to_string(),
+    });
+}
+
+/// A file that holds nothing: empty, or a header cut short (a crash as it was created).
+fn holds_nothing(data: &[u8]) -> bool {
+    data.len() < HEADER && data.iter().zip(MAGIC).all(|(a, b)| a == b)
 }
 
 /// Replays, oldest first, the records of the journal files that follow `over`, handing
@@ -427,8 +465,8 @@ pub fn replay(base: &Path, over: Over, mut each: impl FnMut(u64, Record)) -> Rep
         Over::Nothing | Over::Other => (None, 0),
     };
     out.last = last;
-    // Set once the chain of changes is broken: later files cannot be applied.
-    let mut broken: Option<String> = None;
+    // A file after a damaged one is applied only if it follows on from what was replayed
+    // (the check of its start below); else it is set aside too.
     for (n, path) in files(base) {
         if over == Over::Other {
             aside(
@@ -439,24 +477,17 @@ pub fn replay(base: &Path, over: Over, mut each: impl FnMut(u64, Record)) -> Rep
             );
             continue;
         }
-        if let Some(why) = &broken {
-            aside(
-                &path,
-                ".stale",
-                &format!("is not replayed: {why}"),
-                &mut out.set_aside,
-            );
-            continue;
-        }
         let data = match fs::read(&path) {
             Ok(d) => d,
             Err(e) => {
                 let why = format!("could not be read ({e})");
                 aside(&path, ".damaged", &why, &mut out.set_aside);
-                broken = Some(format!("{} {why}", path.display()));
                 continue;
             }
         };
+        if holds_nothing(&data) {
+            continue;
+        }
         let legacy = !data.starts_with(MAGIC);
         let (file_lineage, file_base, start) = if legacy {
             (0, n, 0)
@@ -464,9 +495,12 @@ pub fn replay(base: &Path, over: Over, mut each: impl FnMut(u64, Record)) -> Rep
             let u = |i: usize| u64::from_le_bytes(data[i..i + 8].try_into().unwrap_or([0; 8]));
             (u(8), u(16), HEADER)
         } else {
-            let why = "has a damaged header";
-            aside(&path, ".damaged", why, &mut out.set_aside);
-            broken = Some(format!("{} {why}", path.display()));
+            aside(
+                &path,
+                ".damaged",
+                "has a damaged header",
+                &mut out.set_aside,
+            );
             continue;
         };
         match lineage {
@@ -495,10 +529,10 @@ pub fn replay(base: &Path, over: Over, mut each: impl FnMut(u64, Record)) -> Rep
             _ => lineage = Some(file_lineage),
         }
         if file_base > last {
-            let why =
-                format!("starts after change {file_base}, but the changes replayed end at {last}");
+            let why = format!(
+                "starts after change {file_base}, but the changes replayed end at {last}, so it is not replayed"
+            );
             aside(&path, ".stale", &why, &mut out.set_aside);
-            broken = Some(format!("{} {why}", path.display()));
             continue;
         }
         let mut c = Cursor {
@@ -519,7 +553,6 @@ pub fn replay(base: &Path, over: Over, mut each: impl FnMut(u64, Record)) -> Rep
                         "jumps from change {last} to {seq} at byte {at}; replay stopped there"
                     );
                     aside(&path, ".damaged", &why, &mut out.set_aside);
-                    broken = Some(format!("{} {why}", path.display()));
                     break;
                 }
                 Next::Torn => {
@@ -540,7 +573,6 @@ pub fn replay(base: &Path, over: Over, mut each: impl FnMut(u64, Record)) -> Rep
                         data.len() - at
                     );
                     aside(&path, ".damaged", &why, &mut out.set_aside);
-                    broken = Some(format!("{} {why}", path.display()));
                     break;
                 }
             }
@@ -579,9 +611,17 @@ fn open_file(base: &Path, lineage: u64, generation: u64) -> io::Result<(File, u6
         .open(&path)?;
     let len = f.metadata()?.len();
     let want = header(lineage, generation);
-    if len == 0 {
-        f.write_all(&want)?;
-        f.sync_all()?;
+    if len < HEADER as u64 {
+        // New, or a header cut short by a crash as it was created (it holds nothing).
+        let written = f
+            .set_len(0)
+            .and_then(|()| f.write_all(&want))
+            .and_then(|()| f.sync_all());
+        if let Err(e) = written {
+            drop(f);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
     } else {
         let mut have = [0u8; HEADER];
         f.read_exact(&mut have)?;
@@ -612,6 +652,16 @@ pub fn new_lineage() -> u64 {
     h.finish() | 1
 }
 
+/// What `Journal::start` needs besides where to start.
+pub struct Start {
+    pub utf8: bool,
+    /// The files on disk reproduce the store as it is (see `persist`).
+    pub anchored: bool,
+    pub snapshot_now: Box<dyn Fn() + Send + Sync>,
+    pub last_snapshot: u64,
+    pub protected: Protected,
+}
+
 /// The file being appended to, and how much of it is known good.
 struct Current {
     file: Option<File>,
@@ -624,19 +674,36 @@ struct Current {
 
 impl Journal {
     /// Starts a journal of `lineage` whose first file is numbered `generation` (the last
-    /// change so far). Not `anchored` (no file on disk holds the store as it is): it takes
-    /// no change until a snapshot does, as after a failed write.
+    /// change so far). Not `anchored` (no file on disk holds the store as it is), or
+    /// without a file it can open, it takes no change until a snapshot holds the store,
+    /// as after a failed write; `snapshot_now` asks for one. `last_snapshot` is the size
+    /// of the file loaded, for the early-snapshot bound.
     pub fn start(
         base: &Path,
         lineage: u64,
         generation: u64,
-        utf8: bool,
-        anchored: bool,
+        start: Start,
     ) -> io::Result<Arc<Journal>> {
-        let (file, good) = open_file(base, lineage, generation)?;
+        let mut broken = (!start.anchored).then(|| Broken {
+            why: "the persistence file could not be written at start".into(),
+            healing: None,
+            held: None,
+        });
+        let (file, good) = match open_file(base, lineage, generation) {
+            Ok((f, good)) => (Some(f), good),
+            Err(e) => {
+                log::error!("could not start the persistence journal: {e}");
+                broken = Some(Broken {
+                    why: format!("could not start the persistence journal: {e}"),
+                    healing: None,
+                    held: None,
+                });
+                (None, 0)
+            }
+        };
         let j = Arc::new(Journal {
             base: base.to_path_buf(),
-            utf8,
+            utf8: start.utf8,
             lineage,
             queue: Mutex::new(Queue {
                 decided: generation,
@@ -645,21 +712,17 @@ impl Journal {
             work: Condvar::new(),
             done: Condvar::new(),
             thread: Mutex::new(None),
-            snapshot_now: OnceLock::new(),
-            last_snapshot: AtomicU64::new(0),
+            snapshot_now: start.snapshot_now,
+            last_snapshot: AtomicU64::new(start.last_snapshot),
+            protected: start.protected,
         });
         let runner = j.clone();
         let current = Current {
-            file: Some(file),
+            file,
             generation,
             good,
             asked: false,
         };
-        let broken = (!anchored).then(|| Broken {
-            why: "the persistence file could not be written at start".into(),
-            healing: None,
-            held: None,
-        });
         let handle = std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || runner.run(current, broken))?;
@@ -667,15 +730,8 @@ impl Journal {
         Ok(j)
     }
 
-    /// What asks the persistence thread for a snapshot now.
-    pub fn on_snapshot_needed(&self, f: Box<dyn Fn() + Send + Sync>) {
-        let _ = self.snapshot_now.set(f);
-    }
-
     fn ask_snapshot(&self) {
-        if let Some(f) = self.snapshot_now.get() {
-            f();
-        }
+        (self.snapshot_now)();
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -814,6 +870,7 @@ impl Journal {
                     q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
                 }
                 if q.items.is_empty() {
+                    q.exited = true;
                     self.wake_ready(q);
                     return;
                 }
@@ -856,11 +913,13 @@ impl Journal {
                     Item::Compact(generation) => {
                         self.flush(&mut cur, &mut buf, &mut broken, (lo, hi));
                         (lo, hi) = (u64::MAX, 0);
+                        let protected = self.protected.lock().unwrap_or_else(|e| e.into_inner());
                         for (n, path) in files(&self.base) {
-                            if n < generation && n != cur.generation {
+                            if n < generation && n != cur.generation && !protected.contains(&path) {
                                 let _ = fs::remove_file(path);
                             }
                         }
+                        drop(protected);
                         if let Some(b) = broken.take_if(|b| b.healing == Some(generation)) {
                             log::info!(
                                 "the persistence journal is written again: a snapshot holds the changes it missed"
@@ -868,6 +927,10 @@ impl Journal {
                             if let Some((l, h)) = b.held {
                                 self.decide(l, h, None);
                             }
+                        } else if broken.is_some() {
+                            // That snapshot came too early (or its new file could not be
+                            // opened): another one heals the journal.
+                            self.ask_snapshot();
                         }
                     }
                     Item::SnapshotFailed(generation, why) => {
@@ -960,7 +1023,14 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let base = dir.join("p.data");
         let store = Store::new();
-        let j = Journal::start(&base, 5, 0, false, true).unwrap();
+        let start = Start {
+            utf8: false,
+            anchored: true,
+            snapshot_now: Box::new(|| {}),
+            last_snapshot: 0,
+            protected: Protected::default(),
+        };
+        let j = Journal::start(&base, 5, 0, start).unwrap();
         let jj = j.clone();
         store.observe(Box::new(move |seq, c| jj.push(seq, c)));
         let key = GroupingKey::parse(b"a", false, b"", false).unwrap();

@@ -28,6 +28,8 @@ struct Flags {
     dirty: bool,
     now: bool,
     shutdown: bool,
+    /// The start-up write failed: retry soon, as after any failed write.
+    failed: bool,
 }
 
 /// Writes asked for by the journal or a failure are spaced at least this much.
@@ -44,6 +46,11 @@ struct Shared {
     wake: Condvar,
     /// The file could not be read at start: keep a copy before a write replaces it.
     keep_bad: Mutex<bool>,
+    /// Journal files replay could not use, renamed aside once a written file holds what
+    /// was replayed from them (and whether the wait was logged).
+    asides: Mutex<(Vec<journal::Aside>, bool)>,
+    /// Journal files that could not be renamed aside: never removed.
+    protected: journal::Protected,
 }
 
 pub struct Persister {
@@ -59,6 +66,9 @@ struct Loaded {
     bad: bool,
     /// Something was replayed: a snapshot soon keeps the next start short.
     write_soon: bool,
+    asides: Vec<journal::Aside>,
+    /// The size of the file loaded.
+    bytes: u64,
     /// What is in the store can be rebuilt from the files on disk by the next start, so
     /// the journal may go on from here. Not so over a file of another program (its
     /// lineage is not ours), a damaged file, or a chain of journal files that was set
@@ -94,19 +104,27 @@ fn load(store: &Store, opts: &Options) -> Loaded {
             log::warn!("skipped a persisted group: labels={:?} err={e}", rec.labels);
         }
     };
-    // A file written beside a damaged one (see `Shared::write`) is the newer of the two.
+    // A file written beside a damaged one (see `Shared::write`) is the newer of the two,
+    // while the damaged one is still there and still does not read whole (an operator
+    // may have put a good file back).
     let next = beside(path);
-    let source = if next.is_file() { &next } else { path };
-    if source == &next {
+    let source = if next.is_file()
+        && !fs::read(path).is_ok_and(|b| snapshot::decode(&b, |_| {}).problem.is_none())
+    {
         log::warn!(
             "loading {} (written while {} was left untouched for an operator)",
             next.display(),
             path.display()
         );
-    }
+        &next
+    } else {
+        path
+    };
     let mut bad = source == &next && path.exists();
+    let mut size = 0;
     let over = match fs::read(source) {
         Ok(bytes) => {
+            size = bytes.len() as u64;
             let read = snapshot::decode(&bytes, |g| restore(&g, true));
             if let Some(p) = &read.problem {
                 log::error!(
@@ -147,9 +165,6 @@ fn load(store: &Store, opts: &Options) -> Loaded {
     for c in &replayed.cut {
         log::info!("persistence journal: {c}");
     }
-    for p in &replayed.set_aside {
-        log::error!("persistence journal: {p}");
-    }
     if restored + skipped > 0 || replayed.applied > 0 {
         log::info!(
             "restored persisted metrics: file={} groups={} skipped={skipped} journal_changes={}",
@@ -158,12 +173,19 @@ fn load(store: &Store, opts: &Options) -> Loaded {
             replayed.applied
         );
     }
+    // Lineage 0 is every earlier build's: go on under a lineage of our own.
+    let lineage = replayed.lineage.filter(|&l| l != 0);
     Loaded {
         last: replayed.last,
-        lineage: replayed.lineage.unwrap_or_else(journal::new_lineage),
+        lineage: lineage.unwrap_or_else(journal::new_lineage),
         bad,
-        write_soon: replayed.applied > 0,
-        anchored: over != Over::Other && !bad && replayed.set_aside.is_empty(),
+        write_soon: replayed.applied > 0 || !replayed.set_aside.is_empty(),
+        anchored: over != Over::Other
+            && !bad
+            && replayed.set_aside.is_empty()
+            && (lineage.is_some() || replayed.lineage.is_none()),
+        asides: replayed.set_aside,
+        bytes: size,
     }
 }
 
@@ -189,8 +211,11 @@ impl Shared {
                 Ok(None)
             } else {
                 match snapshot::aside_name(path, ".corrupt") {
+                    // A copy goes through a temporary file: never a partial `.corrupt`.
                     Some(copy) => fs::hard_link(path, &copy)
-                        .or_else(|_| fs::copy(path, &copy).map(|_| ()))
+                        .or_else(|_| {
+                            fs::read(path).and_then(|b| snapshot::write_atomically(&copy, &b))
+                        })
                         .map(|()| Some(copy)),
                     None => Err(std::io::Error::other("every .corrupt name is taken")),
                 }
@@ -224,12 +249,16 @@ impl Shared {
                     // Written while a damaged file was left alone, now older than this.
                     let _ = fs::remove_file(beside(path));
                 }
+                self.set_asides_aside();
                 match self.journal.get() {
                     Some(j) => j.compact(seq, bytes.len() as u64),
                     // Left by a run in the durable mode, replayed at start, now redundant.
                     None => {
+                        let protected = self.protected.lock().unwrap_or_else(|e| e.into_inner());
                         for (_, f) in journal::files(path) {
-                            let _ = fs::remove_file(f);
+                            if !protected.contains(&f) {
+                                let _ = fs::remove_file(f);
+                            }
                         }
                     }
                 }
@@ -243,7 +272,36 @@ impl Shared {
                 if let Some(j) = self.journal.get() {
                     j.snapshot_failed(seq, format!("could not write {}: {e}", target.display()));
                 }
+                let mut asides = self.asides.lock().unwrap_or_else(|e| e.into_inner());
+                if !asides.1 {
+                    asides.1 = true;
+                    for a in &asides.0 {
+                        log::error!(
+                            "{} {}; it stays in place until the persistence file can be written",
+                            a.path.display(),
+                            a.why
+                        );
+                    }
+                }
                 false
+            }
+        }
+    }
+
+    /// Renames aside the journal files replay could not use, now that a written file holds
+    /// what was replayed from them: one error line each.
+    fn set_asides_aside(&self) {
+        let pending = std::mem::take(&mut self.asides.lock().unwrap_or_else(|e| e.into_inner()).0);
+        for a in pending {
+            match a.apply() {
+                Ok(line) => log::error!("persistence journal: {line}"),
+                Err(line) => {
+                    log::error!("persistence journal: {line}");
+                    self.protected
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(a.path);
+                }
             }
         }
     }
@@ -251,7 +309,8 @@ impl Shared {
     fn run(&self) {
         let mut last_start = Instant::now();
         // After a failed write, the next is tried sooner than the interval (doubling).
-        let mut retry: Option<Duration> = None;
+        let failed = self.flags.lock().unwrap_or_else(|e| e.into_inner()).failed;
+        let mut retry: Option<Duration> = failed.then_some(MIN_SPACING);
         loop {
             let mut f = self.flags.lock().unwrap_or_else(|e| e.into_inner());
             while !f.dirty && !f.now && !f.shutdown && retry.is_none() {
@@ -310,26 +369,35 @@ impl Persister {
             }),
             wake: Condvar::new(),
             keep_bad: Mutex::new(loaded.bad),
+            asides: Mutex::new((loaded.asides, false)),
+            protected: journal::Protected::default(),
         });
         if durable {
             // A journal must follow a file on disk that the next start will replay it
             // over: write one first if there is none (before any change is taken).
             let anchored = loaded.anchored || shared.write();
-            let j = Journal::start(
-                &shared.opts.file,
-                loaded.lineage,
-                store.seq(),
-                shared.opts.utf8_names,
-                anchored,
-            )?;
+            if !anchored {
+                shared
+                    .flags
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .failed = true;
+            }
             let asker = Arc::downgrade(&shared);
-            j.on_snapshot_needed(Box::new(move || {
-                if let Some(s) = asker.upgrade() {
-                    let mut f = s.flags.lock().unwrap_or_else(|e| e.into_inner());
-                    f.now = true;
-                    s.wake.notify_one();
-                }
-            }));
+            let start = journal::Start {
+                utf8: shared.opts.utf8_names,
+                anchored,
+                snapshot_now: Box::new(move || {
+                    if let Some(s) = asker.upgrade() {
+                        let mut f = s.flags.lock().unwrap_or_else(|e| e.into_inner());
+                        f.now = true;
+                        s.wake.notify_one();
+                    }
+                }),
+                last_snapshot: loaded.bytes,
+                protected: shared.protected.clone(),
+            };
+            let j = Journal::start(&shared.opts.file, loaded.lineage, store.seq(), start)?;
             let _ = shared.journal.set(j);
         }
         let observer = shared.clone();

@@ -242,13 +242,24 @@ pub fn encode(groups: &[Arc<Group>], seq: u64, lineage: u64, utf8: bool) -> Vec<
     w.value(T_GROUPS, &body);
     let mut out = w.out;
     let len = out.len() as u64;
-    let sum = crc32c(&out);
+    let sum = trailer_sum(crc32c(&out), lineage, seq, len);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&lineage.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&sum.to_le_bytes());
     out
+}
+
+/// The v2 trailer's checksum: over the value's CRC and the trailer's fields, so that a
+/// damaged change number or lineage is caught too.
+fn trailer_sum(value_sum: u32, lineage: u64, seq: u64, len: u64) -> u32 {
+    let mut b = [0u8; 28];
+    b[..4].copy_from_slice(&value_sum.to_le_bytes());
+    b[4..12].copy_from_slice(&lineage.to_le_bytes());
+    b[12..20].copy_from_slice(&seq.to_le_bytes());
+    b[20..].copy_from_slice(&len.to_le_bytes());
+    crc32c(&b)
 }
 
 /// What reading a file found besides its groups.
@@ -329,7 +340,12 @@ pub fn decode(bytes: &[u8], mut each: impl FnMut(GroupRecord)) -> Read {
         gob_part = &bytes[..bytes.len() - size];
         read.seq = Some(seq);
         read.lineage = Some(lineage);
-        if crc32c(gob_part) != sum {
+        let want = if size == TRAILER {
+            trailer_sum(crc32c(gob_part), lineage, seq, len)
+        } else {
+            crc32c(gob_part)
+        };
+        if want != sum {
             read.problem = Some(
                 "checksum mismatch: the file was changed or damaged after it was written".into(),
             );
@@ -560,5 +576,15 @@ mod tests {
         // A Go gateway's file (the gob value alone) has neither.
         let read = decode(gob, |_| {});
         assert_eq!((read.seq, read.lineage, read.problem), (None, None, None));
+        // The trailer's change number is under the checksum.
+        let mut bumped = v2.clone();
+        let at = v2.len() - TRAILER + 16;
+        bumped[at] ^= 1;
+        assert!(
+            decode(&bumped, |_| {})
+                .problem
+                .unwrap()
+                .contains("checksum mismatch")
+        );
     }
 }

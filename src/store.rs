@@ -467,23 +467,25 @@ impl Store {
                 Cow::Borrowed(&*f.name)
             };
             times.insert(stored.into_owned(), at);
-            if f.name == PUSH_TIME || f.name == PUSH_FAILURE_TIME {
+            if f.name == PUSH_TIME {
                 gauges.push(f);
             } else {
                 rest.push(f);
             }
         }
-        let (mut writes, _, mut errors) = prepare(key, rest, self.utf8_names);
+        // The failure family as recorded: a pushed one (a Go quirk: it replaces the
+        // gateway's) may hold other series than the gateway's one gauge.
+        let (mut writes, pushed_failure, mut errors) = prepare(key, rest, self.utf8_names);
+        if let Some((w, e)) = pushed_failure {
+            writes.push(w);
+            errors.extend(e);
+        }
         for g in gauges {
             let value = match g.metrics.first().map(|m| &m.value) {
                 Some(Value::Gauge(v) | Value::Untyped(v) | Value::Counter(v)) => *v,
                 _ => 0.0,
             };
-            let mut w = if g.name == PUSH_TIME {
-                push_time(key, value)
-            } else {
-                push_failure_time(key, value)
-            };
+            let mut w = push_time(key, value);
             w.at = times.get(&*g.name).copied();
             writes.push(w);
         }

@@ -326,3 +326,99 @@ fn a_full_disk_refuses_changes_with_500_and_recovers_without_a_restart() {
         );
     }
 }
+
+#[test]
+fn a_damaged_journal_moves_aside_only_once_a_file_holds_what_was_replayed() {
+    let dir = TempDir::new("damaged-full");
+    let mnt = dir.path("mnt");
+    let _fs = Tmpfs::mount(&mnt, "2m");
+    let file = mnt.join("p.data");
+    let gw = durable(&file);
+    for job in ["a", "b"] {
+        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "v 1\n").status, 200);
+    }
+    gw.stop("KILL");
+    let journal = journal_0(&file);
+    let mut bytes = fs::read(&journal).expect("the journal");
+    let at = record_offsets(&bytes);
+    bytes[at[1] + 20] ^= 0x40;
+    fs::write(&journal, &bytes).expect("damage it");
+    // No space for the file that would hold `a`: the damaged journal stays where it is,
+    // the daemon serves what it replayed and refuses changes.
+    let filler = mnt.join("filler");
+    fill(&filler);
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
+    assert_eq!(gw.put("/metrics/job/c", "v 1\n").status, 500);
+    assert!(
+        gw.log().contains("it stays in place until the persistence file can be written"),
+        "{}",
+        gw.log()
+    );
+    gw.stop("KILL");
+    assert_eq!(fs::read(&journal).expect("still in place"), bytes);
+    // With space, the next start writes the file, then moves the journal aside.
+    fs::remove_file(&filler).expect("free the space");
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
+    let kept = format!("{}.damaged", journal.display());
+    assert!(gw.log().contains(&format!("kept as {kept}")), "{}", gw.log());
+    assert_eq!(fs::read(&kept).expect("kept aside"), bytes);
+    gw.stop("KILL");
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
+    assert!(error_lines(&gw.log()).is_empty(), "{}", gw.log());
+}
+
+#[test]
+fn a_journal_that_cannot_be_renamed_aside_is_never_removed() {
+    let dir = TempDir::new("no-rename");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    for job in ["a", "b"] {
+        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "v 1\n").status, 200);
+    }
+    gw.stop("KILL");
+    let journal = journal_0(&file);
+    let mut bytes = fs::read(&journal).expect("the journal");
+    let at = record_offsets(&bytes);
+    bytes[at[1] + 20] ^= 0x40;
+    fs::write(&journal, &bytes).expect("damage it");
+    // Every name it could be renamed to is taken.
+    fs::create_dir(format!("{}.damaged", journal.display())).expect("mkdir");
+    for n in 1..10 {
+        fs::create_dir(format!("{}.damaged.{n}", journal.display())).expect("mkdir");
+    }
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
+    assert!(
+        gw.log().contains("is left as it is and is never removed"),
+        "{}",
+        gw.log()
+    );
+    // Snapshots come and go; the file stays.
+    assert_eq!(gw.put("/metrics/job/c", "v 1\n").status, 200);
+    gw.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.log().matches("metrics persisted").count() < 2 {
+        assert!(Instant::now() < deadline, "SIGHUP did not write the file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gw.stop("TERM");
+    assert_eq!(fs::read(&journal).expect("never removed"), bytes);
+}
+
+#[test]
+fn a_pushed_failure_family_replays_as_pushed() {
+    let dir = TempDir::new("failure-family");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    let body = "push_failure_time_seconds{x=\"1\"} 5\npush_failure_time_seconds{x=\"2\"} 6\n";
+    assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
+    assert_eq!(gw.post("/metrics/job/a", body).status, 200);
+    let before = series(&gw, &["push_failure_time_seconds"]);
+    assert_eq!(before.len(), 2, "{before:?}");
+    gw.stop("KILL");
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["push_failure_time_seconds"]), before);
+}
