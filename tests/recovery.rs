@@ -351,7 +351,8 @@ fn a_damaged_journal_moves_aside_only_once_a_file_holds_what_was_replayed() {
     assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
     assert_eq!(gw.put("/metrics/job/c", "v 1\n").status, 500);
     assert!(
-        gw.log().contains("it stays in place until the persistence file can be written"),
+        gw.log()
+            .contains("it stays in place until the persistence file can be written"),
         "{}",
         gw.log()
     );
@@ -362,7 +363,11 @@ fn a_damaged_journal_moves_aside_only_once_a_file_holds_what_was_replayed() {
     let gw = durable(&file);
     assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
     let kept = format!("{}.damaged", journal.display());
-    assert!(gw.log().contains(&format!("kept as {kept}")), "{}", gw.log());
+    assert!(
+        gw.log().contains(&format!("kept as {kept}")),
+        "{}",
+        gw.log()
+    );
     assert_eq!(fs::read(&kept).expect("kept aside"), bytes);
     gw.stop("KILL");
     let gw = durable(&file);
