@@ -439,10 +439,11 @@ impl Store {
         (index.seq, groups)
     }
 
-    fn changed(&self, index: &mut Index, change: Change) {
+    /// Numbers a change and tells the observer; `change` is only built if there is one.
+    fn changed(&self, index: &mut Index, change: impl FnOnce() -> Change) {
         index.seq += 1;
         if let Some(o) = self.observer.get() {
-            o(index.seq, change);
+            o(index.seq, change());
         }
     }
 
@@ -638,7 +639,7 @@ impl Store {
             for fam in g.families.iter() {
                 unindex(&mut index, fam, &[]);
             }
-            self.changed(&mut index, Change::Remove(key.clone()));
+            self.changed(&mut index, || Change::Remove(key.clone()));
         }
         Ok(())
     }
@@ -719,7 +720,8 @@ impl Store {
             unindex(index, fam, by_name.get(fam.name()).copied().unwrap_or(&[]));
         }
         let removed_names: HashSet<&str> = removed.iter().map(StoredFamily::name).collect();
-        let written: HashSet<Arc<str>> = writes.iter().map(|w| w.name.clone()).collect();
+        // For the journal's record (only built when persistence observes the store).
+        let written: Vec<Arc<str>> = writes.iter().map(|w| w.name.clone()).collect();
         let (id, mut families) = match existing {
             Some(g) => {
                 let kept = g
@@ -765,14 +767,19 @@ impl Store {
         });
         // A write that only replaced families of the names it wrote is recorded as those
         // families: a one-sample POST into a big group costs the journal one sample.
-        let change = if removed_names.iter().all(|n| written.contains(*n)) {
-            let mut names: Vec<Arc<str>> = written.into_iter().collect();
+        self.changed(index, || {
+            let mut names = written;
             names.sort();
-            Change::Patch(group, names)
-        } else {
-            Change::Put(group)
-        };
-        self.changed(index, change);
+            names.dedup();
+            if removed_names
+                .iter()
+                .all(|n| names.binary_search_by(|w| (**w).cmp(n)).is_ok())
+            {
+                Change::Patch(group, names)
+            } else {
+                Change::Put(group)
+            }
+        });
     }
 
     /// Every pushed family merged across groups, sorted by name, with its series in

@@ -57,21 +57,28 @@ fn error_lines(log: &str) -> Vec<&str> {
     log.lines().filter(|l| l.contains("level=error")).collect()
 }
 
+/// PUTs a group per job in durable mode, kills the daemon, and damages the second
+/// record of its journal: the journal's path, its bytes now, and where records start.
+fn damaged_journal(file: &Path, jobs: &[&str]) -> (PathBuf, Vec<u8>, Vec<usize>) {
+    let gw = durable(file);
+    for job in jobs {
+        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "v 1\n").status, 200);
+    }
+    gw.stop("KILL");
+    let journal = journal_0(file);
+    let mut bytes = fs::read(&journal).expect("the journal");
+    let at = record_offsets(&bytes);
+    assert_eq!(at.len(), jobs.len(), "one record per PUT");
+    bytes[at[1] + 20] ^= 0x40;
+    fs::write(&journal, &bytes).expect("damage it");
+    (journal, bytes, at)
+}
+
 #[test]
 fn a_damaged_record_stops_replay_there_and_its_file_is_kept() {
     let dir = TempDir::new("damaged-record");
     let file = dir.path("p.data");
-    let gw = durable(&file);
-    for job in ["a", "b", "c"] {
-        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "v 1\n").status, 200);
-    }
-    gw.stop("KILL");
-    let journal = journal_0(&file);
-    let mut bytes = fs::read(&journal).expect("the journal");
-    let at = record_offsets(&bytes);
-    assert_eq!(at.len(), 3, "one record per PUT");
-    bytes[at[1] + 20] ^= 0x40;
-    fs::write(&journal, &bytes).expect("damage it");
+    let (journal, bytes, at) = damaged_journal(&file, &["a", "b", "c"]);
 
     let gw = durable(&file);
     assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
@@ -333,16 +340,7 @@ fn a_damaged_journal_moves_aside_only_once_a_file_holds_what_was_replayed() {
     let mnt = dir.path("mnt");
     let _fs = Tmpfs::mount(&mnt, "2m");
     let file = mnt.join("p.data");
-    let gw = durable(&file);
-    for job in ["a", "b"] {
-        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "v 1\n").status, 200);
-    }
-    gw.stop("KILL");
-    let journal = journal_0(&file);
-    let mut bytes = fs::read(&journal).expect("the journal");
-    let at = record_offsets(&bytes);
-    bytes[at[1] + 20] ^= 0x40;
-    fs::write(&journal, &bytes).expect("damage it");
+    let (journal, bytes, _) = damaged_journal(&file, &["a", "b"]);
     // No space for the file that would hold `a`: the damaged journal stays where it is,
     // the daemon serves what it replayed and refuses changes.
     let filler = mnt.join("filler");
@@ -379,16 +377,7 @@ fn a_damaged_journal_moves_aside_only_once_a_file_holds_what_was_replayed() {
 fn a_journal_that_cannot_be_renamed_aside_is_never_removed() {
     let dir = TempDir::new("no-rename");
     let file = dir.path("p.data");
-    let gw = durable(&file);
-    for job in ["a", "b"] {
-        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "v 1\n").status, 200);
-    }
-    gw.stop("KILL");
-    let journal = journal_0(&file);
-    let mut bytes = fs::read(&journal).expect("the journal");
-    let at = record_offsets(&bytes);
-    bytes[at[1] + 20] ^= 0x40;
-    fs::write(&journal, &bytes).expect("damage it");
+    let (journal, bytes, _) = damaged_journal(&file, &["a", "b"]);
     // Every name it could be renamed to is taken.
     fs::create_dir(format!("{}.damaged", journal.display())).expect("mkdir");
     for n in 1..10 {
