@@ -18,9 +18,11 @@
 //!
 //! Replay keeps every byte it cannot use: a torn last record (shorter than its length
 //! says, or zeros: a crash mid-write, never acknowledged) is cut off; a damaged record
-//! stops the replay there and its file is renamed `.damaged`, with later files renamed
-//! `.stale`, as are files of another lineage. A write that fails (disk full, read-only)
-//! fails its changes and every later one until a snapshot holds them (`Journal::run`).
+//! stops the replay of its file there, and the file is to be renamed `.damaged`; files of
+//! another lineage, or that do not follow on from what was replayed, `.stale` (`Aside`:
+//! renamed by `persist` once a written file holds what was replayed). A write that fails
+//! (disk full, read-only) fails its changes and every later one until a snapshot holds
+//! them (`Journal::run`).
 
 use crate::compress::crc32c;
 use crate::snapshot::{self, FamilyRecord, GroupRecord};
