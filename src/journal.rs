@@ -424,18 +424,29 @@ pub struct Aside {
     pub path: PathBuf,
     pub suffix: &'static str,
     pub why: String,
+    /// The file as replay saw it (device, inode): a file of that name made since is not it.
+    id: Option<(u64, u64)>,
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl Aside {
-    /// Renames the file aside: the log line saying where it is kept, or why it stays.
-    pub fn apply(&self) -> Result<String, String> {
+    /// Renames the file aside: the log line saying where it is kept, or why it stays;
+    /// `Ok(None)` if it is no longer there (renamed aside already).
+    pub fn apply(&self) -> Result<Option<String>, String> {
+        if self.id.is_none() || file_id(&self.path) != self.id {
+            return Ok(None);
+        }
         match snapshot::set_aside(&self.path, self.suffix) {
-            Ok(to) => Ok(format!(
+            Ok(to) => Ok(Some(format!(
                 "{} {}; kept as {}",
                 self.path.display(),
                 self.why,
                 to.display()
-            )),
+            ))),
             Err(e) => Err(format!(
                 "{} {}; it could not be renamed aside ({e}), is left as it is and is never removed",
                 self.path.display(),
@@ -450,6 +461,7 @@ fn aside(path: &Path, suffix: &'static str, why: &str, out: &mut Vec<Aside>) {
         path: path.to_path_buf(),
         suffix,
         why: why.to_string(),
+        id: file_id(path),
     });
 }
 
@@ -474,7 +486,7 @@ pub fn replay(base: &Path, over: Over, mut each: impl FnMut(u64, Record)) -> Rep
             aside(
                 &path,
                 ".stale",
-                "does not follow the persistence file (not written by this program, or unreadable), so it is not replayed",
+                "does not follow a persistence file that reads whole (it is another program's, damaged or unreadable), so it is not replayed",
                 &mut out.set_aside,
             );
             continue;
@@ -604,16 +616,38 @@ fn file_name(base: &Path, generation: u64) -> PathBuf {
 
 /// Opens file `generation` for appending: a new file gets its header; an existing one
 /// (a file replay ended in with no record after its start) must have this very header.
+/// The first `n` bytes of a file (fewer if it is shorter).
+fn head(path: &Path, n: usize) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(n);
+    File::open(path)?.take(n as u64).read_to_end(&mut out)?;
+    Ok(out)
+}
+
 fn open_file(base: &Path, lineage: u64, generation: u64) -> io::Result<(File, u64)> {
     let path = file_name(base, generation);
+    let want = header(lineage, generation);
+    // Appended to only if it is this very file (a header and nothing after it) or holds
+    // nothing; anything else holds records replay did not use: renamed aside first, so
+    // that nothing acknowledged later is written behind them.
+    match head(&path, HEADER + 1) {
+        Ok(have) if have[..] == want[..] || holds_nothing(&have) => {}
+        Ok(_) => {
+            let to = snapshot::set_aside(&path, ".stale")?;
+            log::error!(
+                "persistence journal: {} holds records that were not replayed; kept as {}",
+                path.display(),
+                to.display()
+            );
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut f = OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
         .open(&path)?;
-    let len = f.metadata()?.len();
-    let want = header(lineage, generation);
-    if len < HEADER as u64 {
+    if f.metadata()?.len() < HEADER as u64 {
         // New, or a header cut short by a crash as it was created (it holds nothing).
         let written = f
             .set_len(0)
@@ -623,15 +657,6 @@ fn open_file(base: &Path, lineage: u64, generation: u64) -> io::Result<(File, u6
             drop(f);
             let _ = fs::remove_file(&path);
             return Err(e);
-        }
-    } else {
-        let mut have = [0u8; HEADER];
-        f.read_exact(&mut have)?;
-        if have != want {
-            return Err(io::Error::other(format!(
-                "{} exists and belongs to something else",
-                path.display()
-            )));
         }
     }
     if let Some(dir) = base.parent().filter(|d| !d.as_os_str().is_empty()) {

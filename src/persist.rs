@@ -83,6 +83,27 @@ pub fn beside(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Which of the file and the one written beside it to load: `Some(true)` the one beside,
+/// `Some(false)` the file (the one beside is then stale), None if there is none beside.
+fn choose(path: &Path, next: &Path) -> Option<bool> {
+    if !next.is_file() {
+        return None;
+    }
+    let trailer = |p: &Path| {
+        fs::read(p).ok().and_then(|b| {
+            let r = snapshot::decode(&b, |_| {});
+            r.problem.is_none().then_some((r.lineage, r.seq))
+        })
+    };
+    let Some((lineage, seq)) = trailer(path) else {
+        return Some(true);
+    };
+    Some(match trailer(next) {
+        Some((l, s)) => l == lineage && s > seq,
+        None => false,
+    })
+}
+
 fn load(store: &Store, opts: &Options) -> Loaded {
     let path = &opts.file;
     for leftover in snapshot::remove_leftovers(path) {
@@ -104,21 +125,33 @@ fn load(store: &Store, opts: &Options) -> Loaded {
             log::warn!("skipped a persisted group: labels={:?} err={e}", rec.labels);
         }
     };
-    // A file written beside a damaged one (see `Shared::write`) is the newer of the two,
-    // while the damaged one is still there and still does not read whole (an operator
-    // may have put a good file back).
+    // A file written beside a damaged one (see `Shared::write`) is the newer of the two
+    // while the damaged one is still there and still does not read whole. If it reads
+    // whole again (an operator mended it), the one holding more of the same history wins;
+    // the other is kept aside, not removed.
     let next = beside(path);
-    let source = if next.is_file()
-        && !fs::read(path).is_ok_and(|b| snapshot::decode(&b, |_| {}).problem.is_none())
-    {
-        log::warn!(
-            "loading {} (written while {} was left untouched for an operator)",
-            next.display(),
-            path.display()
-        );
-        &next
-    } else {
-        path
+    let source = match choose(path, &next) {
+        Some(true) => {
+            log::warn!(
+                "loading {} (written while {} was left untouched for an operator)",
+                next.display(),
+                path.display()
+            );
+            &next
+        }
+        Some(false) => {
+            match snapshot::set_aside(&next, ".stale") {
+                Ok(to) => log::warn!(
+                    "{} reads whole again and holds no less than {}: loading it, the other kept as {}",
+                    path.display(),
+                    next.display(),
+                    to.display()
+                ),
+                Err(e) => log::warn!("could not rename {} aside: {e}", next.display()),
+            }
+            path
+        }
+        None => path,
     };
     let mut bad = source == &next && path.exists();
     let mut size = 0;
@@ -133,8 +166,9 @@ fn load(store: &Store, opts: &Options) -> Loaded {
                 );
                 bad = true;
             }
-            match (read.lineage, read.seq) {
-                (Some(lineage), Some(seq)) => Over::Snapshot { lineage, seq },
+            // A file that does not read whole cannot say which changes it holds.
+            match (read.lineage, read.seq, &read.problem) {
+                (Some(lineage), Some(seq), None) => Over::Snapshot { lineage, seq },
                 _ => Over::Other,
             }
         }
@@ -173,17 +207,22 @@ fn load(store: &Store, opts: &Options) -> Loaded {
             replayed.applied
         );
     }
-    // Lineage 0 is every earlier build's: go on under a lineage of our own.
+    // Lineage 0 is every earlier build's: go on under a lineage of our own. So does a
+    // start that is not anchored: files of the old history left in place (they could not
+    // be renamed aside) are then of another lineage, never replayed over the new one.
     let lineage = replayed.lineage.filter(|&l| l != 0);
+    let anchored = over != Over::Other
+        && !bad
+        && replayed.set_aside.is_empty()
+        && (lineage.is_some() || replayed.lineage.is_none());
     Loaded {
         last: replayed.last,
-        lineage: lineage.unwrap_or_else(journal::new_lineage),
+        lineage: lineage
+            .filter(|_| anchored)
+            .unwrap_or_else(journal::new_lineage),
         bad,
         write_soon: replayed.applied > 0 || !replayed.set_aside.is_empty(),
-        anchored: over != Over::Other
-            && !bad
-            && replayed.set_aside.is_empty()
-            && (lineage.is_some() || replayed.lineage.is_none()),
+        anchored,
         asides: replayed.set_aside,
         bytes: size,
     }
@@ -294,7 +333,8 @@ impl Shared {
         let pending = std::mem::take(&mut self.asides.lock().unwrap_or_else(|e| e.into_inner()).0);
         for a in pending {
             match a.apply() {
-                Ok(line) => log::error!("persistence journal: {line}"),
+                Ok(Some(line)) => log::error!("persistence journal: {line}"),
+                Ok(None) => {}
                 Err(line) => {
                     log::error!("persistence journal: {line}");
                     self.protected
@@ -450,5 +490,36 @@ impl Persister {
         if let Some(j) = self.shared.journal.get() {
             j.shutdown();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_written_beside_wins_only_while_it_holds_more() {
+        let dir = std::env::temp_dir().join(format!("pgw-choose-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let (path, next) = (dir.join("p.data"), dir.join("p.data.new"));
+        let file = |p: &Path, lineage: u64, seq: u64| {
+            fs::write(p, snapshot::encode(&[], seq, lineage, false)).unwrap()
+        };
+        assert_eq!(choose(&path, &next), None);
+        file(&next, 7, 5);
+        // The file is missing, or does not read whole: the one beside it.
+        assert_eq!(choose(&path, &next), Some(true));
+        fs::write(&path, b"damaged").unwrap();
+        assert_eq!(choose(&path, &next), Some(true));
+        // Mended, of the same history: whichever holds more changes.
+        file(&path, 7, 4);
+        assert_eq!(choose(&path, &next), Some(true));
+        file(&path, 7, 5);
+        assert_eq!(choose(&path, &next), Some(false));
+        // Another history put back by an operator: the file.
+        file(&path, 8, 1);
+        assert_eq!(choose(&path, &next), Some(false));
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -450,16 +450,25 @@ pub fn set_aside(path: &Path, suffix: &str) -> io::Result<PathBuf> {
     Ok(to)
 }
 
-/// Removes temporary files that a crash during a write left beside `path`; returns them.
+/// Removes temporary files that a crash during a write left beside `path` (of the file
+/// itself, or of a copy or file written beside it, `<file>.corrupt` or `<file>.new`);
+/// returns them.
 pub fn remove_leftovers(path: &Path) -> Vec<PathBuf> {
-    let prefix = temp_prefix(path);
+    let base = path
+        .file_name()
+        .map_or_else(String::new, |b| b.to_string_lossy().into_owned());
     let Ok(entries) = fs::read_dir(dir_of(path)) else {
         return Vec::new();
     };
     let mut removed = Vec::new();
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(&prefix) && fs::remove_file(e.path()).is_ok()
-        {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = name.strip_prefix(&base).is_some_and(|rest| {
+            rest.starts_with(".in_progress.")
+                || rest.starts_with(".corrupt") && rest.contains(".in_progress.")
+                || rest.starts_with(".new.in_progress.")
+        });
+        if ours && fs::remove_file(e.path()).is_ok() {
             removed.push(e.path());
         }
     }

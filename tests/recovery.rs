@@ -416,3 +416,78 @@ fn a_pushed_failure_family_replays_as_pushed() {
     let gw = durable(&file);
     assert_eq!(series(&gw, &["push_failure_time_seconds"]), before);
 }
+
+#[test]
+fn a_journal_file_is_never_appended_behind_records_it_did_not_replay() {
+    let dir = TempDir::new("append-behind");
+    let mnt = dir.path("mnt");
+    let _fs = Tmpfs::mount(&mnt, "2m");
+    let file = mnt.join("p.data");
+    let gw = durable(&file);
+    assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
+    gw.stop("KILL");
+    // The first record damaged: replay ends at change 0, where the journal starts again.
+    let journal = journal_0(&file);
+    let mut bytes = fs::read(&journal).expect("the journal");
+    bytes[28 + 20] ^= 0x40;
+    fs::write(&journal, &bytes).expect("damage it");
+    let filler = mnt.join("filler");
+    fill(&filler);
+    let gw = durable(&file);
+    assert_eq!(gw.get("/metrics").status, 200);
+    // No change meanwhile: the file that heals the journal is cut at change 0 too.
+    fs::remove_file(&filler).expect("free the space");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !gw
+        .log()
+        .contains("the persistence journal is written again")
+    {
+        assert!(Instant::now() < deadline, "never recovered: {}", gw.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(gw.put("/metrics/job/c", "v 3\n").status, 200);
+    gw.stop("KILL");
+    let gw = durable(&file);
+    assert!(
+        series(&gw, &["v"]).contains(&"v{instance=\"\",job=\"c\"} 3".to_string()),
+        "{}",
+        gw.log()
+    );
+    // The damaged file's bytes are all still somewhere beside the file.
+    let kept = names(&mnt)
+        .into_iter()
+        .filter(|n| n.starts_with("p.data.journal.0."))
+        .map(|n| fs::read(mnt.join(n)).expect("read"))
+        .any(|b| b == bytes);
+    assert!(kept, "{:?}", names(&mnt));
+}
+
+#[test]
+fn a_file_whose_trailer_is_damaged_gets_no_journal_replayed_and_the_journal_is_kept() {
+    let dir = TempDir::new("trailer");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
+    gw.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gw.log().contains("metrics persisted") {
+        assert!(Instant::now() < deadline, "SIGHUP did not write the file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(gw.put("/metrics/job/c", "v 3\n").status, 200);
+    gw.stop("KILL");
+    let journal = PathBuf::from(format!("{}.journal.1", file.display()));
+    let journal_bytes = fs::read(&journal).expect("the journal");
+    // The trailer's change number raised: it could claim to hold the journal's changes.
+    let mut data = fs::read(&file).expect("the file");
+    let at = data.len() - 36 + 16 + 5;
+    data[at] ^= 1;
+    fs::write(&file, &data).expect("damage it");
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
+    let log = gw.log();
+    assert!(log.contains("checksum mismatch"), "{log}");
+    let stale = format!("{}.stale", journal.display());
+    assert!(log.contains(&format!("kept as {stale}")), "{log}");
+    assert_eq!(fs::read(&stale).expect("kept"), journal_bytes);
+}
