@@ -1,27 +1,6 @@
-//! The daemon: flags, logging, store, HTTP listeners, and graceful shutdown on signals.
+//! The daemon: flags, logging, store, HTTP listeners, and graceful shutdown on signals (the library does the rest).
 
-mod api;
-mod base64;
-mod cli;
-mod compress;
-mod expose;
-mod float;
-mod gob;
-mod grouping;
-mod http;
-mod journal;
-mod logger;
-mod metric;
-mod names;
-mod parse;
-mod persist;
-mod proto;
-mod route;
-mod selfmetrics;
-mod service;
-mod snapshot;
-mod store;
-mod ui;
+use pushgateway::{cli, http, logger, persist, route, selfmetrics, service, store};
 
 use async_std::channel;
 use async_std::io::ReadExt;
