@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/pushgateway
 
-.PHONY: run build release test check test-deps lint unit bench crash abuse conformance dist dist-deps deb-test clean
+.PHONY: run build release test check test-deps lint unit bench crash abuse conformance dist dist-deps deb-test clean fuzz fuzz-build fuzz-smoke
 
 run: release
 	./$(BIN)
@@ -37,7 +37,7 @@ unit:
 	$(CARGO) test
 
 # Every test: lint, unit and integration tests, then the packages end to end.
-test: check deb-test
+test: check fuzz-smoke deb-test
 
 # The quick loop: everything but the packages.
 check: test-deps lint unit
@@ -94,3 +94,33 @@ deb-test: dist
 clean:
 	$(CARGO) clean
 	rm -rf dist
+
+# Coverage-guided fuzzing of the four decoders of untrusted bytes (tests/fuzz), with
+# libFuzzer on the stable toolchain. `make fuzz` runs each target FUZZ_SECONDS (the
+# corpus grows in target/fuzz/corpus); `make fuzz-smoke` (part of `make test`) a few
+# seconds each. A crash is written to target/fuzz/artifacts/<target>/ and fails the run.
+FUZZ_TARGETS = text protobuf gob compressed
+FUZZ_SECONDS ?= 600
+FUZZ_HOST = $(shell rustc -vV | sed -n 's/host: //p')
+FUZZ_BIN = target/fuzz/$(FUZZ_HOST)/release
+FUZZ_RUSTFLAGS = -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+
+fuzz-build:
+	cd tests/fuzz && CARGO_TARGET_DIR=$(CURDIR)/target/fuzz RUSTFLAGS="$(FUZZ_RUSTFLAGS)" \
+		$(CARGO) build --release --target $(FUZZ_HOST)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p target/fuzz/corpus/$$t target/fuzz/artifacts/$$t; \
+		$(FUZZ_BIN)/$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=target/fuzz/artifacts/$$t/ target/fuzz/corpus/$$t tests/fuzz/seeds/$$t \
+			> target/fuzz/$$t.log 2>&1; rc=$$?; \
+		echo "fuzz $$t, $(FUZZ_SECONDS) s: $$(grep -E '^#[0-9]+' target/fuzz/$$t.log | tail -1)"; \
+		grep -E '^stat::number_of_executed_units' target/fuzz/$$t.log; \
+		if [ $$rc -ne 0 ]; then tail -40 target/fuzz/$$t.log; echo "fuzz $$t failed: see target/fuzz/artifacts/$$t"; exit 1; fi; \
+	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=10

@@ -1,0 +1,10 @@
+//! Fuzz target: the persistence file reader (its trailer, the gob decoder, group shapes).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pushgateway::snapshot;
+
+fuzz_target!(|data: &[u8]| {
+    let mut groups = 0usize;
+    let _ = snapshot::decode(data, |_| groups += 1);
+});
