@@ -33,8 +33,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# make test-deps installed every outside program: here a missing one fails its test
+# (a bare `cargo test` skips such tests, one SKIPPED line each on stderr).
 unit:
-	$(CARGO) test
+	PGW_REQUIRE_TOOLS=1 $(CARGO) test
 
 # Every test: lint, unit and integration tests, then the packages end to end.
 test: check fuzz-smoke deb-test
@@ -56,7 +58,7 @@ crash:
 # runs the same cases with 3 rounds).
 PGW_ABUSE_ROUNDS ?= 20
 abuse:
-	PGW_ABUSE_ROUNDS=$(PGW_ABUSE_ROUNDS) $(CARGO) test --release --test abuse -- --nocapture
+	PGW_REQUIRE_TOOLS=1 PGW_ABUSE_ROUNDS=$(PGW_ABUSE_ROUNDS) $(CARGO) test --release --test abuse -- --nocapture
 
 # Cross-check against the Go gateway's recorded answers (needs ../shared, not part of the repo).
 conformance: release

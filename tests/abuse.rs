@@ -122,14 +122,7 @@ fn raise_own_nofile() {
 }
 
 fn on_path(program: &str) -> String {
-    let found = std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .find_map(|d| {
-            let p = std::path::Path::new(d).join(program);
-            p.is_file().then(|| p.display().to_string())
-        });
-    found.unwrap_or_else(|| panic!("{program} is not on PATH (make test installs it)"))
+    common::bin(program).display().to_string()
 }
 
 #[test]
@@ -341,6 +334,12 @@ impl Drop for GoGateway {
 
 #[test]
 fn framing_conflicts_are_refused_as_the_go_gateway_refuses_them() {
+    if !common::needs(
+        "framing_conflicts_are_refused_as_the_go_gateway_refuses_them",
+        &["prometheus-pushgateway"],
+    ) {
+        return;
+    }
     let gw = Gateway::start(&[]);
     let go = GoGateway::start();
     let wait = Duration::from_secs(3);
@@ -382,6 +381,12 @@ fn framing_conflicts_are_refused_as_the_go_gateway_refuses_them() {
 
 #[test]
 fn nginx_with_a_default_proxy_pass_in_front() {
+    if !common::needs("nginx_with_a_default_proxy_pass_in_front", &["nginx"]) {
+        return;
+    }
+    if !common::needs("nginx_with_a_default_proxy_pass_in_front", &["gzip"]) {
+        return;
+    }
     let nginx = on_path("nginx");
     let gw = Gateway::start(&[]);
     let dir = std::env::temp_dir().join(format!("pgw-nginx-{}", std::process::id()));
@@ -434,7 +439,7 @@ fn nginx_with_a_default_proxy_pass_in_front() {
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("gzip")
+    let mut child = Command::new(common::bin("gzip"))
         .arg("-c")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -450,6 +455,12 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn oversized_and_compressed_bodies_are_refused_within_the_memory_bound() {
+    if !common::needs(
+        "oversized_and_compressed_bodies_are_refused_within_the_memory_bound",
+        &["gzip"],
+    ) {
+        return;
+    }
     let _one_at_a_time = heavy();
     let gw = Gateway::start(&[]);
     assert_eq!(gw.put("/metrics/job/keep", "kept 1\n").status, 200);
@@ -1033,6 +1044,9 @@ fn sigterm_under_keep_alive_pushes_loses_no_acknowledged_push() {
 
 #[test]
 fn healthy_stays_quick_while_heavy_requests_run() {
+    if !common::needs("healthy_stays_quick_while_heavy_requests_run", &["gzip"]) {
+        return;
+    }
     let _one_at_a_time = heavy();
     let gw = Gateway::start(&[]);
     for i in 0..300 {
@@ -1092,6 +1106,12 @@ fn healthy_stays_quick_while_heavy_requests_run() {
 
 #[test]
 fn a_port_alone_listens_dual_stack_even_with_bindv6only() {
+    if !common::needs(
+        "a_port_alone_listens_dual_stack_even_with_bindv6only",
+        &["ip", "curl", "root"],
+    ) {
+        return;
+    }
     let ip = on_path("ip");
     let ns = format!("pgw-v6only-{}", std::process::id());
     let run = |args: &[&str]| {
@@ -1151,6 +1171,9 @@ fn a_port_alone_listens_dual_stack_even_with_bindv6only() {
 
 #[test]
 fn systemd_socket_activation() {
+    if !common::needs("systemd_socket_activation", &["systemd-socket-activate"]) {
+        return;
+    }
     let activate = on_path("systemd-socket-activate");
     let port = free_port();
     // systemd-socket-activate starts the daemon at the first connection: make one.

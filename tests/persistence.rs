@@ -44,7 +44,7 @@ fn pushed(text: &str) -> String {
 
 /// `/api/v1/metrics` with its groups in a fixed order (the Go gateway's order is random).
 fn normalized_api(json: &str) -> String {
-    let mut child = Command::new("/usr/bin/python3")
+    let mut child = Command::new(common::bin("python3"))
         .args([
             "-c",
             "import json,sys; d=json.load(sys.stdin); \
@@ -68,6 +68,12 @@ fn normalized_api(json: &str) -> String {
 
 #[test]
 fn a_go_gateway_file_loads_whole_and_round_trips_back_to_go() {
+    if !common::needs(
+        "a_go_gateway_file_loads_whole_and_round_trips_back_to_go",
+        &["python3", "prometheus-pushgateway"],
+    ) {
+        return;
+    }
     let dir = TempDir::new("go-file");
     let file = dir.path("pushgateway.data");
     fs::copy(GO_DATA, &file).expect("copy the fixture");

@@ -170,6 +170,12 @@ fn a_post_into_a_big_group_journals_the_post_alone() {
 
 #[test]
 fn the_go_gateways_newer_file_wins_over_a_stale_journal() {
+    if !common::needs(
+        "the_go_gateways_newer_file_wins_over_a_stale_journal",
+        &["prometheus-pushgateway"],
+    ) {
+        return;
+    }
     let dir = TempDir::new("swap");
     let file = dir.path("p.data");
     // Ours: a change in the journal only (killed before any snapshot).
@@ -278,6 +284,12 @@ fn fill(path: &Path) {
 
 #[test]
 fn a_full_disk_refuses_changes_with_500_and_recovers_without_a_restart() {
+    if !common::needs(
+        "a_full_disk_refuses_changes_with_500_and_recovers_without_a_restart",
+        &["root", "mount"],
+    ) {
+        return;
+    }
     let dir = TempDir::new("disk-full");
     let mnt = dir.path("mnt");
     let _fs = Tmpfs::mount(&mnt, "2m");
@@ -336,6 +348,12 @@ fn a_full_disk_refuses_changes_with_500_and_recovers_without_a_restart() {
 
 #[test]
 fn a_damaged_journal_moves_aside_only_once_a_file_holds_what_was_replayed() {
+    if !common::needs(
+        "a_damaged_journal_moves_aside_only_once_a_file_holds_what_was_replayed",
+        &["root", "mount"],
+    ) {
+        return;
+    }
     let dir = TempDir::new("damaged-full");
     let mnt = dir.path("mnt");
     let _fs = Tmpfs::mount(&mnt, "2m");
@@ -419,6 +437,12 @@ fn a_pushed_failure_family_replays_as_pushed() {
 
 #[test]
 fn a_journal_file_is_never_appended_behind_records_it_did_not_replay() {
+    if !common::needs(
+        "a_journal_file_is_never_appended_behind_records_it_did_not_replay",
+        &["root", "mount"],
+    ) {
+        return;
+    }
     let dir = TempDir::new("append-behind");
     let mnt = dir.path("mnt");
     let _fs = Tmpfs::mount(&mnt, "2m");

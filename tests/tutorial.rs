@@ -10,21 +10,20 @@
 //! then a real Prometheus scraping the gateway with `honor_labels: true`, plus the
 //! Python client's `pushadd_to_gateway` and `delete_from_gateway`.
 //!
-//! The external programs (`/usr/bin/python3` with Debian's python3-prometheus-client,
-//! `/usr/bin/prometheus`) are installed by `make test`; when they are missing these
-//! tests fail, they never skip.
+//! The outside programs (a `python3` on PATH with `prometheus_client`, or
+//! `$PGW_PYTHON`; `prometheus` on PATH, or `$PGW_BIN_PROMETHEUS`) are installed by
+//! `make test`, where a missing one fails; a bare `cargo test` skips these tests and
+//! says so.
 
 mod common;
 
 use common::{Gateway, Response};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const PYTHON: &str = "/usr/bin/python3";
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 const INSTALL_HINT: &str =
     "run `make test`, which installs python3-prometheus-client and prometheus";
 
@@ -57,8 +56,12 @@ def recording_handler(url, method, timeout, headers, data):
 /// Prometheus scraping it with `honor_labels: true`.
 #[test]
 fn seed_tutorial_pushes_show_in_metrics_and_in_prometheus() {
-    require_python();
-    require_prometheus();
+    if !common::needs(
+        "seed_tutorial_pushes_show_in_metrics_and_in_prometheus",
+        &["python3+client", "prometheus"],
+    ) {
+        return;
+    }
     let gw = Gateway::start(&[]);
     let t0 = now();
 
@@ -203,7 +206,9 @@ fn seed_tutorial_pushes_show_in_metrics_and_in_prometheus() {
 /// removes exactly the addressed group.
 #[test]
 fn python_client_push_pushadd_and_delete() {
-    require_python();
+    if !common::needs("python_client_push_pushadd_and_delete", &["python3+client"]) {
+        return;
+    }
     let gw = Gateway::start(&[]);
 
     // A group that must survive everything below.
@@ -421,33 +426,24 @@ fn go_float(v: f64) -> String {
 // ---------------------------------------------------------------------------
 // Python.
 
-fn require_python() {
-    assert!(
-        Path::new(PYTHON).exists(),
-        "{PYTHON} is missing; {INSTALL_HINT}"
-    );
-    let out = Command::new(PYTHON)
-        .args(["-c", "import prometheus_client"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {PYTHON}: {e}; {INSTALL_HINT}"));
-    assert!(
-        out.status.success(),
-        "{PYTHON} cannot import prometheus_client ({}); {INSTALL_HINT}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
+/// The Python with `prometheus_client` (`needs` checked that there is one).
+fn python3() -> std::path::PathBuf {
+    static FOUND: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| common::find_python().unwrap_or_else(|| "python3".into()))
+        .clone()
 }
 
-/// Runs `script` (after [`PY_PRELUDE`]) with `/usr/bin/python3`, asserts that it
+/// Runs `script` (after [`PY_PRELUDE`]) with that Python, asserts that it
 /// succeeded and returns what it printed.
 fn python(gw: &Gateway, script: &str) -> String {
-    let out = Command::new(PYTHON)
+    let out = Command::new(python3())
         .arg("-c")
         .arg(format!("{PY_PRELUDE}\n{script}\n"))
         .arg(format!("127.0.0.1:{}", gw.port))
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {PYTHON}: {e}; {INSTALL_HINT}"));
+        .unwrap_or_else(|e| panic!("cannot run python3: {e}; {INSTALL_HINT}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -478,13 +474,6 @@ fn python_value(out: &str) -> f64 {
 // ---------------------------------------------------------------------------
 // Prometheus.
 
-fn require_prometheus() {
-    assert!(
-        Path::new(PROMETHEUS).exists(),
-        "{PROMETHEUS} is missing; {INSTALL_HINT}"
-    );
-}
-
 /// A Prometheus server scraping one gateway; killed when dropped.
 struct Prometheus {
     child: Child,
@@ -494,7 +483,6 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(dir: &TempDir, gateway_port: u16) -> Prometheus {
-        require_prometheus();
         let config = dir.path.join("prometheus.yml");
         fs::write(
             &config,
@@ -508,7 +496,7 @@ impl Prometheus {
         let log = dir.path.join("prometheus.log");
         let log_file = fs::File::create(&log).expect("create prometheus.log");
         let port = common::free_port();
-        let child = Command::new(PROMETHEUS)
+        let child = Command::new(common::bin("prometheus"))
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -519,7 +507,7 @@ impl Prometheus {
             .stdout(log_file.try_clone().expect("clone prometheus.log handle"))
             .stderr(log_file)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {PROMETHEUS}: {e}; {INSTALL_HINT}"));
+            .unwrap_or_else(|e| panic!("cannot run prometheus: {e}; {INSTALL_HINT}"));
         let mut prom = Prometheus { child, port, log };
         prom.wait_until("to be ready", |p| {
             p.get("/-/ready")

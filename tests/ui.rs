@@ -3,12 +3,20 @@
 //! width, no JavaScript errors, 10,000 groups) and saves screenshots under the target
 //! directory's tmp folder.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn the_web_ui_works_in_a_real_browser() {
+    if !common::needs(
+        "the_web_ui_works_in_a_real_browser",
+        &["python3", "chromium", "chromedriver"],
+    ) {
+        return;
+    }
     let out = concat!(env!("CARGO_TARGET_TMPDIR"), "/ui");
-    let run = Command::new("/usr/bin/python3")
+    let run = Command::new(common::bin("python3"))
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui/e2e.py"))
         .arg(env!("CARGO_BIN_EXE_pushgateway"))
         .arg(out)

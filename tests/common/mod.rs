@@ -211,11 +211,7 @@ impl Gateway {
 
     /// Sends `signal` without waiting.
     pub fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
-            .expect("run kill");
+        send_signal(self.child.id(), signal);
     }
 
     /// What the gateway has logged so far.
@@ -361,7 +357,7 @@ pub struct GoGateway {
 impl GoGateway {
     pub fn start(file: &std::path::Path) -> GoGateway {
         let port = free_port();
-        let child = Command::new("prometheus-pushgateway")
+        let child = Command::new(bin("prometheus-pushgateway"))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg(format!("--persistence.file={}", file.display()))
             .stdout(Stdio::null())
@@ -387,10 +383,7 @@ impl GoGateway {
 
     /// SIGTERM (the Go gateway writes its file then), and the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
+        send_signal(self.child.id(), "TERM");
         self.child.wait().expect("wait for the Go gateway")
     }
 }
@@ -400,4 +393,84 @@ impl Drop for GoGateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An outside program: `$PGW_BIN_<NAME>` (upper case, `-` as `_`) if set, else `name` on
+/// PATH.
+pub fn find(name: &str) -> Option<std::path::PathBuf> {
+    let var = format!("PGW_BIN_{}", name.to_uppercase().replace('-', "_"));
+    if let Some(p) = std::env::var_os(&var) {
+        return Some(p.into());
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The program to run for `name`: what `find` finds, else the bare name (a test that
+/// gets this far checked with `needs`).
+pub fn bin(name: &str) -> std::path::PathBuf {
+    find(name).unwrap_or_else(|| name.into())
+}
+
+/// A Python with `prometheus_client`: `$PGW_PYTHON`, else the first `python3` on PATH
+/// that imports it (Debian's python3-prometheus-client serves only Debian's python3).
+pub fn find_python() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("PGW_PYTHON") {
+        return Some(p.into());
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("python3"))
+        .filter(|p| p.is_file())
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import prometheus_client"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+}
+
+/// Whether `test` can run: every program in `names` is there (`python3+client` stands
+/// for `find_python`, `root` for running as root). If not, a bare `cargo test` skips it
+/// with a line on stderr; with PGW_REQUIRE_TOOLS set (as `make test` does) it fails.
+pub fn needs(test: &str, names: &[&str]) -> bool {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| match *n {
+            "python3+client" => find_python().is_none(),
+            "root" => !rustix::process::geteuid().is_root(),
+            n => find(n).is_none(),
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    if std::env::var_os("PGW_REQUIRE_TOOLS").is_some() {
+        panic!("{test} needs {what}, not found (make test-deps installs them)");
+    }
+    // Straight to the descriptor: the test harness captures print!/eprint!, and a skip
+    // must be seen.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: needs {what}");
+    false
+}
+
+/// Sends `signal` (`TERM`, `KILL`, `HUP`, `INT`...) to process `pid`.
+pub fn send_signal(pid: u32, signal: &str) {
+    use rustix::process::{Pid, Signal, kill_process};
+    let sig = match signal {
+        "TERM" => Signal::TERM,
+        "KILL" => Signal::KILL,
+        "HUP" => Signal::HUP,
+        "INT" => Signal::INT,
+        "STOP" => Signal::STOP,
+        "CONT" => Signal::CONT,
+        other => panic!("no such signal in the tests: {other}"),
+    };
+    let pid = Pid::from_raw(pid as i32).expect("a child's pid");
+    let _ = kill_process(pid, sig);
 }

@@ -21,8 +21,12 @@ import sys
 import time
 import urllib.request
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+import shutil
+
+# On PATH, or named by the environment (as the Rust tests' PGW_BIN_<NAME>).
+CHROMIUM = os.environ.get("PGW_BIN_CHROMIUM") or shutil.which("chromium") or "chromium"
+CHROMEDRIVER = (os.environ.get("PGW_BIN_CHROMEDRIVER") or shutil.which("chromedriver")
+                or "chromedriver")
 
 
 def free_port():
