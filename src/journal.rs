@@ -25,7 +25,7 @@
 //! them (`Journal::run`).
 
 use crate::compress::crc32c;
-use crate::snapshot::{self, FamilyRecord, GroupRecord};
+use crate::datafile::{self, FamilyRecord, GroupRecord};
 use crate::store::Change;
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
@@ -224,13 +224,13 @@ fn encode(out: &mut Vec<u8>, seq: u64, change: &Change, utf8: bool) {
     match change {
         Change::Put(g) => {
             body.push(1);
-            put_group(&mut body, &snapshot::record_of(g, utf8));
+            put_group(&mut body, &datafile::record_of(g, utf8));
         }
         Change::Patch(g, names) => {
             body.push(3);
             put_group(
                 &mut body,
-                &snapshot::record_of_families(g, Some(names), utf8),
+                &datafile::record_of_families(g, Some(names), utf8),
             );
         }
         Change::Remove(key) => {
@@ -440,7 +440,7 @@ impl Aside {
         if self.id.is_none() || file_id(&self.path) != self.id {
             return Ok(None);
         }
-        match snapshot::set_aside(&self.path, self.suffix) {
+        match datafile::set_aside(&self.path, self.suffix) {
             Ok(to) => Ok(Some(format!(
                 "{} {}; kept as {}",
                 self.path.display(),
@@ -632,7 +632,7 @@ fn open_file(base: &Path, lineage: u64, generation: u64) -> io::Result<(File, u6
     match head(&path, HEADER + 1) {
         Ok(have) if have[..] == want[..] || holds_nothing(&have) => {}
         Ok(_) => {
-            let to = snapshot::set_aside(&path, ".stale")?;
+            let to = datafile::set_aside(&path, ".stale")?;
             log::error!(
                 "persistence journal: {} holds records that were not replayed; kept as {}",
                 path.display(),

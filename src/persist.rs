@@ -6,8 +6,8 @@
 //! from a consistent cut of the store (pointer copies under the lock, the encoding
 //! outside it), so they never hold up pushes or scrapes.
 
+use crate::datafile;
 use crate::journal::{self, Journal, Over, Record};
-use crate::snapshot;
 use crate::store::Store;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -91,7 +91,7 @@ fn choose(path: &Path, next: &Path) -> Option<bool> {
     }
     let trailer = |p: &Path| {
         fs::read(p).ok().and_then(|b| {
-            let r = snapshot::decode(&b, |_| {});
+            let r = datafile::decode(&b, |_| {});
             r.problem.is_none().then_some((r.lineage, r.seq))
         })
     };
@@ -106,14 +106,14 @@ fn choose(path: &Path, next: &Path) -> Option<bool> {
 
 fn load(store: &Store, opts: &Options) -> Loaded {
     let path = &opts.file;
-    for leftover in snapshot::remove_leftovers(path) {
+    for leftover in datafile::remove_leftovers(path) {
         log::info!(
             "removed {} left behind by an interrupted write",
             leftover.display()
         );
     }
     let (mut restored, mut skipped) = (0usize, 0usize);
-    let mut restore = |rec: &snapshot::GroupRecord, whole: bool| match snapshot::restore(
+    let mut restore = |rec: &datafile::GroupRecord, whole: bool| match datafile::restore(
         store,
         rec,
         opts.utf8_names,
@@ -140,7 +140,7 @@ fn load(store: &Store, opts: &Options) -> Loaded {
             &next
         }
         Some(false) => {
-            match snapshot::set_aside(&next, ".stale") {
+            match datafile::set_aside(&next, ".stale") {
                 Ok(to) => log::warn!(
                     "{} reads whole again and holds no less than {}: loading it, the other kept as {}",
                     path.display(),
@@ -158,7 +158,7 @@ fn load(store: &Store, opts: &Options) -> Loaded {
     let over = match fs::read(source) {
         Ok(bytes) => {
             size = bytes.len() as u64;
-            let read = snapshot::decode(&bytes, |g| restore(&g, true));
+            let read = datafile::decode(&bytes, |g| restore(&g, true));
             if let Some(p) = &read.problem {
                 log::error!(
                     "could not load persisted metrics: file={} err=\"{p}\" (kept what could be read; a copy of the file is kept before it is next written)",
@@ -237,7 +237,7 @@ impl Shared {
                 j.rotate(seq);
             }
         });
-        let bytes = snapshot::encode(&groups, seq, self.lineage, self.opts.utf8_names);
+        let bytes = datafile::encode(&groups, seq, self.lineage, self.opts.utf8_names);
         let group_count = groups.len();
         drop(groups);
         let path = &self.opts.file;
@@ -249,11 +249,11 @@ impl Shared {
             let kept = if !path.exists() {
                 Ok(None)
             } else {
-                match snapshot::aside_name(path, ".corrupt") {
+                match datafile::aside_name(path, ".corrupt") {
                     // A copy goes through a temporary file: never a partial `.corrupt`.
                     Some(copy) => fs::hard_link(path, &copy)
                         .or_else(|_| {
-                            fs::read(path).and_then(|b| snapshot::write_atomically(&copy, &b))
+                            fs::read(path).and_then(|b| datafile::write_atomically(&copy, &b))
                         })
                         .map(|()| Some(copy)),
                     None => Err(std::io::Error::other("every .corrupt name is taken")),
@@ -276,7 +276,7 @@ impl Shared {
                 }
             }
         }
-        match snapshot::write_atomically(&target, &bytes) {
+        match datafile::write_atomically(&target, &bytes) {
             Ok(()) => {
                 log::info!(
                     "metrics persisted: file={} groups={group_count} bytes={} took={:?}",
@@ -504,7 +504,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let (path, next) = (dir.join("p.data"), dir.join("p.data.new"));
         let file = |p: &Path, lineage: u64, seq: u64| {
-            fs::write(p, snapshot::encode(&[], seq, lineage, false)).unwrap()
+            fs::write(p, datafile::encode(&[], seq, lineage, false)).unwrap()
         };
         assert_eq!(choose(&path, &next), None);
         file(&next, 7, 5);

@@ -603,10 +603,7 @@ impl Service {
     }
 
     fn scrape(&self, req: &Request) -> Response {
-        let (own, pushed) = (
-            selfmetrics::gather(&self.instruments),
-            self.store.snapshot(),
-        );
+        let (own, pushed) = (selfmetrics::gather(&self.instruments), self.store.scrape());
         let (protobuf, asked) = negotiate(req.header("accept"));
         let content_type = if protobuf {
             proto::CONTENT_TYPE

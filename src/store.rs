@@ -785,7 +785,7 @@ impl Store {
     /// Every pushed family merged across groups, sorted by name, with its series in
     /// exposition order: what a scrape shows. Collected under the index lock, so a scrape
     /// sees each push whole or not at all; the series are shared, not copied or rendered.
-    pub fn snapshot(&self) -> Vec<FamilyView> {
+    pub fn scrape(&self) -> Vec<FamilyView> {
         let index = self.lock_index();
         index
             .families
@@ -1092,7 +1092,7 @@ mod tests {
 
     /// The pushed families as text, without the two timestamp families.
     fn text(store: &Store) -> String {
-        let pieces = expose::text(Vec::new(), store.snapshot(), None);
+        let pieces = expose::text(Vec::new(), store.scrape(), None);
         let all: Vec<u8> = pieces.iter().flat_map(|p| p.lines().bytes()).collect();
         let all = String::from_utf8(all).unwrap();
         let mut out = String::new();
@@ -1260,7 +1260,7 @@ mod tests {
         let s = Store::new();
         push(&s, "", "a 1\nb 1\n", Mode::Replace).unwrap();
         let stored = s.group(&key("")).unwrap().family("a").unwrap().metrics[0].clone();
-        let pieces = expose::text(Vec::new(), s.snapshot(), None);
+        let pieces = expose::text(Vec::new(), s.scrape(), None);
         let same = pieces
             .iter()
             .any(|p| std::ptr::eq(p.lines(), stored.lines()));

@@ -2,9 +2,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pushgateway::snapshot;
+use pushgateway::datafile;
 
 fuzz_target!(|data: &[u8]| {
     let mut groups = 0usize;
-    let _ = snapshot::decode(data, |_| groups += 1);
+    let _ = datafile::decode(data, |_| groups += 1);
 });

@@ -535,7 +535,7 @@ mod tests {
         );
         assert_eq!(n, 1);
         let text = |s: &Store| {
-            expose::text(Vec::new(), s.snapshot(), None)
+            expose::text(Vec::new(), s.scrape(), None)
                 .iter()
                 .map(|p| p.lines().to_string())
                 .collect::<String>()
