@@ -4,6 +4,7 @@
 //! rewritten against the table below (which also gives the help text and the errors),
 //! then argh parses and types the values.
 
+pub use crate::gospell::go_duration;
 use argh::FromArgs;
 use std::fmt;
 
@@ -464,40 +465,6 @@ pub fn format_bytes(n: usize) -> String {
         }
     }
     format!("{n}B")
-}
-
-/// Formats a duration as Go's `time.Duration.String` does (`5m0s`, `1h0m0s`, `1.5s`).
-pub fn go_duration(d: std::time::Duration) -> String {
-    let n = d.as_nanos();
-    if n == 0 {
-        return "0s".into();
-    }
-    let frac = |v: u128, unit: u128, suffix: &str| {
-        let (whole, rem) = (v / unit, v % unit);
-        let mut s = whole.to_string();
-        if rem > 0 {
-            let digits = format!("{rem:0width$}", width = unit.ilog10() as usize);
-            s.push('.');
-            s.push_str(digits.trim_end_matches('0'));
-        }
-        s + suffix
-    };
-    if n < 1_000 {
-        return format!("{n}ns");
-    }
-    if n < 1_000_000 {
-        return frac(n, 1_000, "µs");
-    }
-    if n < 1_000_000_000 {
-        return frac(n, 1_000_000, "ms");
-    }
-    let secs = frac(n % 60_000_000_000, 1_000_000_000, "s");
-    let mins = n / 60_000_000_000;
-    match (mins / 60, mins % 60) {
-        (0, 0) => secs,
-        (0, m) => format!("{m}m{secs}"),
-        (h, m) => format!("{h}h{m}m{secs}"),
-    }
 }
 
 /// What the command line asks for.

@@ -46,6 +46,13 @@ const MIN_BOUND: u64 = 1 << 20;
 /// Failed ranges remembered for waiters that have not looked yet.
 const FAILURES_KEPT: usize = 256;
 
+/// Waits until the store changes numbered after A up to B are durable (the durable
+/// mode), as a future: a change waiting for the disk holds no thread. What `service`
+/// takes to answer a change only once it is on disk.
+pub type Settle = Box<dyn Fn(u64, u64) -> DurableFuture + Send + Sync>;
+
+pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
 /// A replayed record.
 #[derive(Debug, PartialEq)]
 pub enum Record {

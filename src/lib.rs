@@ -8,6 +8,7 @@ pub mod datafile;
 pub mod expose;
 pub mod float;
 pub mod gob;
+pub mod gospell;
 pub mod grouping;
 pub mod http;
 pub mod journal;

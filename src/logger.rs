@@ -4,7 +4,7 @@
 //! write logfmt, the upstream default that operators' log pipelines parse; this backend
 //! for the `log` facade is a few dozen lines instead.
 
-use crate::api::{rfc3339_nano, write_str};
+use crate::gospell::{rfc3339_nano, write_str};
 use std::io::Write;
 use std::time::SystemTime;
 

@@ -462,7 +462,7 @@ impl Persister {
     }
 
     /// In durable mode, what waits for a change to reach the disk.
-    pub fn settle(&self) -> Option<crate::service::Settle> {
+    pub fn settle(&self) -> Option<journal::Settle> {
         let j = self.shared.journal.get()?.clone();
         Some(Box::new(move |after, upto| {
             Box::pin(j.wait_async(after, upto))

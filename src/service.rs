@@ -276,12 +276,7 @@ pub struct Service {
     settle: Option<Settle>,
 }
 
-/// Waits until the store changes numbered after A up to B are durable (persistence's
-/// durable mode), as a future: a change waiting for the disk holds no thread.
-pub type Settle = Box<dyn Fn(u64, u64) -> DurableFuture + Send + Sync>;
-
-pub type DurableFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+pub use crate::journal::{DurableFuture, Settle};
 
 /// The `handler` label the Go gateway counts a route's requests under, if it counts them.
 fn handler_label(route: &Route, method: &str) -> Option<&'static str> {

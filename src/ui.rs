@@ -6,6 +6,7 @@
 
 use crate::api;
 use crate::base64;
+use crate::gospell;
 use crate::names;
 use crate::store::{Group, PUSH_FAILURE_TIME, PUSH_TIME};
 use std::borrow::Cow;
@@ -65,12 +66,12 @@ pub fn groups_json(groups: &[Arc<Group>], utf8: bool) -> String {
             if j > 0 {
                 out.push(',');
             }
-            api::write_str(&mut out, n);
+            gospell::write_str(&mut out, n);
             out.push(':');
-            api::write_str(&mut out, v);
+            gospell::write_str(&mut out, v);
         }
         out.push_str("},\"path\":");
-        api::write_str(&mut out, &group_path(g));
+        gospell::write_str(&mut out, &group_path(g));
         let families = g
             .families
             .iter()

@@ -485,7 +485,7 @@ async fn read_body(
             408,
             format!(
                 "timed out reading the request body (--web.read-body-timeout={})",
-                crate::cli::go_duration(limits.body_timeout)
+                crate::gospell::go_duration(limits.body_timeout)
             ),
         )),
     }

@@ -2,3 +2,4 @@
 //! in-process (no server, no sleeps).
 
 mod handlers;
+mod layers;
