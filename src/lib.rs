@@ -20,6 +20,7 @@ pub mod persist;
 pub mod proto;
 pub mod route;
 pub mod selfmetrics;
+pub mod series;
 pub mod service;
 pub mod store;
 pub mod ui;

@@ -461,6 +461,26 @@ impl fmt::Debug for Series {
     }
 }
 
+/// A family as pushed, whatever the body's format (both parsers produce it, the store
+/// takes it): body labels only, before the grouping key is applied.
+#[derive(Debug, PartialEq)]
+pub struct ParsedFamily<'a> {
+    pub name: Cow<'a, str>,
+    pub help: Option<Cow<'a, str>>,
+    pub mtype: MetricType,
+    pub metrics: Vec<ParsedMetric<'a>>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct ParsedMetric<'a> {
+    pub labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub value: Value,
+    pub timestamp_ms: Option<i64>,
+    /// A protobuf value message with fields the text format cannot carry (native
+    /// histogram buckets, exemplars, created timestamps), kept verbatim for protobuf scrapes.
+    pub raw: Option<&'a [u8]>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

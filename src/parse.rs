@@ -12,24 +12,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
-/// A family as pushed: body labels only, before the grouping key is applied.
-#[derive(Debug, PartialEq)]
-pub struct ParsedFamily<'a> {
-    pub name: Cow<'a, str>,
-    pub help: Option<Cow<'a, str>>,
-    pub mtype: MetricType,
-    pub metrics: Vec<ParsedMetric<'a>>,
-}
-
-#[derive(Debug, PartialEq)]
-pub struct ParsedMetric<'a> {
-    pub labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
-    pub value: Value,
-    pub timestamp_ms: Option<i64>,
-    /// A protobuf value message with fields the text format cannot carry (native
-    /// histogram buckets, exemplars, created timestamps), kept verbatim for protobuf scrapes.
-    pub raw: Option<&'a [u8]>,
-}
+pub use crate::metric::{ParsedFamily, ParsedMetric};
 
 /// Where and why a body was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,13 +1,14 @@
 //! The group store: a lock-striped map of groups, plus the cross-group family index that
 //! checks and applies a push in time proportional to the push, not to the store.
 
-use crate::expose;
 use crate::float;
 use crate::grouping::GroupingKey;
-use crate::metric::{self, FamilyView, Labels, Metric, MetricType, Series, Value, is_label_name};
+use crate::metric::{
+    self, FamilyView, Labels, Metric, MetricType, ParsedFamily, Series, Value, is_label_name,
+};
 use crate::names;
-use crate::parse::ParsedFamily;
 use crate::selfmetrics::{self, own_family};
+use crate::series;
 use std::borrow::{Borrow, Cow};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -379,7 +380,7 @@ fn timestamp_gauge(key: &GroupingKey, name: &str, value: f64) -> Series {
         labels: Labels::from_sorted(labels),
         value: Value::Gauge(value),
     };
-    expose::series(name, &metric)
+    series::series(name, &metric)
 }
 
 fn push_time(key: &GroupingKey, value: f64) -> Write {
@@ -868,7 +869,7 @@ fn prepare(key: &GroupingKey, families: Vec<ParsedFamily<'_>>, utf8_names: bool)
                 labels: Labels::from_sorted(labels.iter().copied()),
                 value: m.value,
             };
-            let series = expose::series_with_raw(&f.name, &metric, m.raw);
+            let series = series::series_with_raw(&f.name, &metric, m.raw);
             if !metric.value.fits(f.mtype) {
                 errors.push(format!(
                     "{} is not a {}",
@@ -1070,6 +1071,7 @@ fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expose;
     use crate::parse::parse_text;
     use std::time::{Duration, UNIX_EPOCH};
 
