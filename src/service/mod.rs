@@ -1,10 +1,17 @@
 //! Request handling without a web framework: a plain request in, a plain response out.
 
+mod negotiate;
+mod request;
+mod response;
+
+use negotiate::*;
+pub use request::*;
+pub use response::*;
+
 use crate::api;
 use crate::compress;
 use crate::expose;
 use crate::grouping::{GroupingError, GroupingKey};
-use crate::metric::Series;
 use crate::names::Escaping;
 use crate::parse;
 use crate::proto;
@@ -15,225 +22,8 @@ use crate::ui;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// A request as far as its head: what is known before any body is read.
-pub struct Head {
-    pub method: String,
-    /// Still percent-encoded, as sent.
-    pub path: String,
-    pub query: Option<String>,
-    /// Header names in lower case, one entry per header line, in the order sent.
-    pub headers: Vec<(String, String)>,
-    pub remote: Option<String>,
-}
-
-impl Head {
-    /// The first value of a header, as Go's `Header.Get`.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-pub struct Request {
-    pub head: Head,
-    pub body: Vec<u8>,
-}
-
-impl std::ops::Deref for Request {
-    type Target = Head;
-    fn deref(&self) -> &Head {
-        &self.head
-    }
-}
-
-/// Where a request's handler runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lane {
-    /// Small pushes and deletes: quick, but they take the store's lock.
-    Light,
-    /// Scrapes, the JSON views, wipes, large or compressed bodies.
-    Heavy,
-}
-
-/// What the service needs before the body is read, decided from the head alone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Plan {
-    /// Whether the body is read at all (a refusal, a scrape or a redirect needs none).
-    pub wants_body: bool,
-    /// Off the executor in this lane; `None`: in place (microseconds, no lock).
-    pub lane: Option<Lane>,
-}
-
 /// Bodies larger than this, or compressed, or of unknown length go to the heavy lane.
 const LIGHT_BODY: u64 = 64 * 1024;
-
-/// The media type and parameters of one `Content-Type` or `Accept` element.
-fn media(s: &str) -> (&str, Vec<(&str, &str)>) {
-    let mut parts = s.split(';').map(str::trim);
-    let media = parts.next().unwrap_or("");
-    let params = parts
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (k.trim(), v.trim()))
-        .collect();
-    (media, params)
-}
-
-/// Whether the scrape should be delimited protobuf: the first `Accept` element, by
-/// falling quality, that names protobuf delimited `MetricFamily` or text 0.0.4 decides
-/// (the Go client's `expfmt.Negotiate`); anything else means text. Also the last known
-/// `escaping=` parameter among the elements looked at (upstream 1.11's negotiation).
-fn negotiate(accept: Option<&str>) -> (bool, Option<Escaping>) {
-    let mut escaping = None;
-    let Some(accept) = accept else {
-        return (false, None);
-    };
-    let mut entries: Vec<(f64, &str)> = accept
-        .split(',')
-        .map(|e| {
-            let q = media(e)
-                .1
-                .iter()
-                .find(|(k, _)| *k == "q")
-                .and_then(|(_, v)| v.parse().ok());
-            (q.unwrap_or(1.0), e)
-        })
-        .collect();
-    entries.sort_by(|a, b| b.0.total_cmp(&a.0));
-    for (_, e) in entries {
-        let (m, params) = media(e);
-        if let Some(s) = params
-            .iter()
-            .find(|(k, _)| *k == "escaping")
-            .and_then(|(_, v)| Escaping::from_param(v))
-        {
-            escaping = Some(s);
-        }
-        if is_protobuf(e) {
-            return (true, escaping);
-        }
-        let version = params
-            .iter()
-            .find(|(k, _)| *k == "version")
-            .map(|(_, v)| *v);
-        if m.eq_ignore_ascii_case("text/plain") && version.is_none_or(|v| v == "0.0.4") {
-            return (false, escaping);
-        }
-    }
-    (false, escaping)
-}
-
-/// Go gateway 1.5.1: gzip iff some `Accept-Encoding` element is `gzip` (q ignored).
-fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
-    accept_encoding.is_some_and(|v| {
-        v.split(',')
-            .map(str::trim)
-            .any(|e| e == "gzip" || e.starts_with("gzip;"))
-    })
-}
-
-/// Whether a `Content-Type` selects delimited protobuf, by the Go gateway's rule: the media
-/// type (any case) with `proto=io.prometheus.client.MetricFamily` and `encoding=delimited`.
-fn is_protobuf(content_type: &str) -> bool {
-    let mut parts = content_type.split(';').map(str::trim);
-    let media = parts.next().unwrap_or("");
-    let params: Vec<(&str, &str)> = parts
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (k.trim(), v.trim()))
-        .collect();
-    media.eq_ignore_ascii_case("application/vnd.google.protobuf")
-        && params.contains(&("proto", "io.prometheus.client.MetricFamily"))
-        && params.contains(&("encoding", "delimited"))
-}
-
-pub enum Body {
-    Empty,
-    Bytes(Vec<u8>),
-    /// The scrape: rendered text shared with the store.
-    Pieces(Vec<Series>),
-}
-
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Body,
-    /// Durable mode: the answer stands once the changes it covers are on disk
-    /// (`Service::settle`); until then it is not sent.
-    pub pending: Option<Pending>,
-}
-
-/// A change's answer waiting for the journal: the changes after `after` up to `upto`,
-/// and what to count once the outcome is known.
-pub struct Pending {
-    after: u64,
-    upto: u64,
-    count: Option<(&'static str, String)>,
-    push: Option<(std::time::Instant, usize)>,
-}
-
-impl Response {
-    fn empty(status: u16) -> Response {
-        Response {
-            status,
-            headers: Vec::new(),
-            body: Body::Empty,
-            pending: None,
-        }
-    }
-
-    /// Go's `http.Error`: plain text, nosniff, message plus newline.
-    pub fn error(status: u16, msg: &str) -> Response {
-        Response {
-            status,
-            headers: vec![
-                ("Content-Type", "text/plain; charset=utf-8".into()),
-                ("X-Content-Type-Options", "nosniff".into()),
-            ],
-            body: Body::Bytes(format!("{msg}\n").into_bytes()),
-            pending: None,
-        }
-    }
-
-    fn text(status: u16, msg: &str) -> Response {
-        Response {
-            status,
-            headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
-            body: Body::Bytes(msg.as_bytes().to_vec()),
-            pending: None,
-        }
-    }
-
-    fn json(body: String) -> Response {
-        let mut headers = cors_headers();
-        headers.push(("Content-Type", "application/json".into()));
-        Response {
-            status: 200,
-            headers,
-            body: Body::Bytes(body.into_bytes()),
-            pending: None,
-        }
-    }
-}
-
-fn cors_headers() -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "Access-Control-Allow-Headers",
-            "Accept, Authorization, Content-Type, Origin".into(),
-        ),
-        (
-            "Access-Control-Allow-Methods",
-            "GET, POST, DELETE, OPTIONS".into(),
-        ),
-        ("Access-Control-Allow-Origin", "*".into()),
-        ("Access-Control-Expose-Headers", "Date".into()),
-        (
-            "Cache-Control",
-            "no-cache, no-store, must-revalidate".into(),
-        ),
-    ]
-}
 
 /// Settings the handlers need, taken from the command line.
 pub struct Settings {
