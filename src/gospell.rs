@@ -3,16 +3,27 @@
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The escape of a character both JSON and logfmt escape alike, if it is one.
+pub fn common_escape(c: char) -> Option<&'static str> {
+    Some(match c {
+        '"' => "\\\"",
+        '\\' => "\\\\",
+        '\n' => "\\n",
+        '\r' => "\\r",
+        '\t' => "\\t",
+        _ => return None,
+    })
+}
+
 /// Appends `s` as a JSON string the way Go's encoder writes it (HTML-safe escapes).
 pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
+        if let Some(e) = common_escape(c) {
+            out.push_str(e);
+            continue;
+        }
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
             '<' => out.push_str("\\u003c"),
             '>' => out.push_str("\\u003e"),
             '&' => out.push_str("\\u0026"),

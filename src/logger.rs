@@ -35,12 +35,11 @@ fn logfmt_value(out: &mut String, v: &str) {
     } else {
         out.push('"');
         for c in v.chars() {
+            if let Some(e) = crate::gospell::common_escape(c) {
+                out.push_str(e);
+                continue;
+            }
             match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
                 c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
                 c => out.push(c),
             }

@@ -53,6 +53,16 @@ fn journal_0(file: &Path) -> PathBuf {
     PathBuf::from(format!("{}.journal.0", file.display()))
 }
 
+/// SIGHUP, then a readiness check: the log says the file was written.
+fn hup_and_wait_for_the_file(gw: &Gateway) {
+    gw.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gw.log().contains("metrics persisted") {
+        assert!(Instant::now() < deadline, "SIGHUP did not write the file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn error_lines(log: &str) -> Vec<&str> {
     log.lines().filter(|l| l.contains("level=error")).collect()
 }
@@ -229,12 +239,7 @@ fn a_journal_whose_file_is_gone_is_set_aside() {
     let file = dir.path("p.data");
     let gw = durable(&file);
     assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
-    gw.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !gw.log().contains("metrics persisted") {
-        assert!(Instant::now() < deadline, "SIGHUP did not write the file");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    hup_and_wait_for_the_file(&gw);
     assert_eq!(gw.put("/metrics/job/b", "v 2\n").status, 200);
     gw.stop("KILL");
     fs::remove_file(&file).expect("remove the file");
@@ -492,12 +497,7 @@ fn a_file_whose_trailer_is_damaged_gets_no_journal_replayed_and_the_journal_is_k
     let file = dir.path("p.data");
     let gw = durable(&file);
     assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
-    gw.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !gw.log().contains("metrics persisted") {
-        assert!(Instant::now() < deadline, "SIGHUP did not write the file");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    hup_and_wait_for_the_file(&gw);
     assert_eq!(gw.put("/metrics/job/c", "v 3\n").status, 200);
     gw.stop("KILL");
     let journal = PathBuf::from(format!("{}.journal.1", file.display()));
