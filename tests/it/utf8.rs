@@ -2,9 +2,7 @@
 //! path, quoted names in text bodies, UTF-8 names in protobuf bodies, and every scrape
 //! escaping scheme; and, with the flag off, exactly 1.5.1's behaviour.
 
-mod common;
-
-use common::{Gateway, pushed_part};
+use crate::common::{Gateway, pushed_part};
 
 const PROTO_CT: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";

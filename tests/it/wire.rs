@@ -1,9 +1,8 @@
 //! The rest of the wire surface against the real binary: protobuf and compressed pushes,
 //! scrape negotiation, the JSON API's headers, the route prefix and self-metrics.
 
-mod common;
-
-use common::Gateway;
+use crate::common;
+use crate::common::Gateway;
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -15,9 +15,8 @@
 //! `make test`, where a missing one fails; a bare `cargo test` skips these tests and
 //! says so.
 
-mod common;
-
-use common::{Gateway, Response};
+use crate::common;
+use crate::common::{Gateway, Response};
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

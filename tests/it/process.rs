@@ -1,8 +1,7 @@
 //! The binary as a process: flags, exit statuses, signals and the lifecycle API.
 
-mod common;
-
-use common::Gateway;
+use crate::common;
+use crate::common::Gateway;
 use std::net::TcpListener;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

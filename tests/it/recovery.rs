@@ -2,9 +2,8 @@
 //! a damaged or torn journal, journal files of another history (the Go gateway's file
 //! swapped in), a journal whose file is gone, and a full disk; and which files are kept.
 
-mod common;
-
-use common::{Gateway, GoGateway, TempDir};
+use crate::common;
+use crate::common::{Gateway, GoGateway, TempDir};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

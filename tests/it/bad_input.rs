@@ -11,9 +11,7 @@
 //! baseline, so no case can disturb another. Every 405 must also carry the push URL's
 //! `Allow` header.
 
-mod common;
-
-use common::{Gateway, Response, pushed_part};
+use crate::common::{Gateway, Response, pushed_part};
 use std::collections::{BTreeMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -2,9 +2,8 @@
 //! everything; the file we write loads in the Go gateway; restarts keep everything;
 //! damaged files give the documented results; the write schedule, SIGHUP and `/-/quit`.
 
-mod common;
-
-use common::{Gateway, GoGateway, TempDir};
+use crate::common;
+use crate::common::{Gateway, GoGateway, TempDir};
 use std::fs;
 use std::io::Write;
 use std::path::Path;

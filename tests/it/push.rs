@@ -1,8 +1,7 @@
 //! Push, delete and scrape through the real binary: status codes and exact `/metrics` text.
 
-mod common;
-
-use common::Gateway;
+use crate::common;
+use crate::common::Gateway;
 
 const PT_HELP: &str = "# HELP push_time_seconds Last Unix time when changing this group in the Pushgateway succeeded.\n# TYPE push_time_seconds gauge\n";
 const PF_HELP: &str = "# HELP push_failure_time_seconds Last Unix time when changing this group in the Pushgateway failed.\n# TYPE push_failure_time_seconds gauge\n";

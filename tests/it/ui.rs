@@ -3,8 +3,7 @@
 //! width, no JavaScript errors, 10,000 groups) and saves screenshots under the target
 //! directory's tmp folder.
 
-mod common;
-
+use crate::common;
 use std::process::Command;
 
 #[test]
