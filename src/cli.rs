@@ -1,8 +1,8 @@
 //! Command-line flags with the Go gateway's spellings (`--web.listen-address=:9091`).
 //!
 //! argh can neither declare dotted names nor read `--flag=value`, so argv is first
-//! rewritten against the table below (which also gives the help text and the errors),
-//! then argh parses and types the values.
+//! rewritten against the table below (which also owns each flag's default and help text,
+//! and gives the errors), then argh parses the values and `parse` checks and types them.
 
 pub use crate::gospell::go_duration;
 use argh::FromArgs;
@@ -16,17 +16,17 @@ struct RawArgs {
     #[argh(option)]
     web_listen_address: Vec<String>,
     /// scrape path
-    #[argh(option, default = "String::from(\"/metrics\")")]
-    web_telemetry_path: String,
+    #[argh(option)]
+    web_telemetry_path: Option<String>,
     /// prefix of every route
-    #[argh(option, default = "String::new()")]
-    web_route_prefix: String,
+    #[argh(option)]
+    web_route_prefix: Option<String>,
     /// URL under which the gateway is reached
-    #[argh(option, default = "String::new()")]
-    web_external_url: String,
+    #[argh(option)]
+    web_external_url: Option<String>,
     /// ignored: Debian's UI asset directory
-    #[argh(option, default = "String::new()")]
-    web_local_assets: String,
+    #[argh(option)]
+    web_local_assets: Option<String>,
     /// enable the admin API
     #[argh(switch)]
     web_enable_admin_api: bool,
@@ -40,56 +40,56 @@ struct RawArgs {
     #[argh(switch)]
     push_enable_utf8_names: bool,
     /// persistence file
-    #[argh(option, default = "String::new()")]
-    persistence_file: String,
+    #[argh(option)]
+    persistence_file: Option<String>,
     /// minimum interval between writes of the persistence file
-    #[argh(option, default = "String::from(\"5m\")")]
-    persistence_interval: String,
+    #[argh(option)]
+    persistence_interval: Option<String>,
     /// when a push reaches the disk
-    #[argh(option, default = "String::from(\"interval\")")]
-    persistence_sync: String,
+    #[argh(option)]
+    persistence_sync: Option<String>,
     /// use sockets from systemd
     #[argh(switch)]
     web_systemd_socket: bool,
     /// open connections
-    #[argh(option, default = "String::from(\"4096\")")]
-    web_max_connections: String,
+    #[argh(option)]
+    web_max_connections: Option<String>,
     /// request head bytes
-    #[argh(option, default = "String::from(\"1MB\")")]
-    web_max_header_bytes: String,
+    #[argh(option)]
+    web_max_header_bytes: Option<String>,
     /// time to send a head
-    #[argh(option, default = "String::from(\"30s\")")]
-    web_read_header_timeout: String,
+    #[argh(option)]
+    web_read_header_timeout: Option<String>,
     /// time to send a body
-    #[argh(option, default = "String::from(\"2m\")")]
-    web_read_body_timeout: String,
+    #[argh(option)]
+    web_read_body_timeout: Option<String>,
     /// keep-alive idle time
-    #[argh(option, default = "String::from(\"5m\")")]
-    web_idle_timeout: String,
+    #[argh(option)]
+    web_idle_timeout: Option<String>,
     /// time an answer may wait for its client
-    #[argh(option, default = "String::from(\"2m\")")]
-    web_write_timeout: String,
+    #[argh(option)]
+    web_write_timeout: Option<String>,
     /// body bytes held at once
-    #[argh(option, default = "String::from(\"64MB\")")]
-    push_max_body_bytes_in_flight: String,
+    #[argh(option)]
+    push_max_body_bytes_in_flight: Option<String>,
     /// body bytes as sent
-    #[argh(option, default = "String::from(\"16MB\")")]
-    push_max_body_bytes: String,
+    #[argh(option)]
+    push_max_body_bytes: Option<String>,
     /// body bytes once decompressed
-    #[argh(option, default = "String::from(\"32MB\")")]
-    push_max_decompressed_bytes: String,
+    #[argh(option)]
+    push_max_decompressed_bytes: Option<String>,
     /// series per push
-    #[argh(option, default = "String::from(\"100000\")")]
-    push_max_series: String,
+    #[argh(option)]
+    push_max_series: Option<String>,
     /// error lines per answer
-    #[argh(option, default = "String::from(\"20\")")]
-    push_max_error_lines: String,
+    #[argh(option)]
+    push_max_error_lines: Option<String>,
     /// log level
-    #[argh(option, default = "String::from(\"info\")")]
-    log_level: String,
+    #[argh(option)]
+    log_level: Option<String>,
     /// log format
-    #[argh(option, default = "String::from(\"logfmt\")")]
-    log_format: String,
+    #[argh(option)]
+    log_format: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -484,6 +484,12 @@ impl fmt::Display for CliError {
     }
 }
 
+/// A value flag's value: as given, or the default `FLAGS` gives it.
+fn value(given: Option<String>, name: &str) -> String {
+    debug_assert!(lookup(name).is_some(), "--{name} is not in FLAGS");
+    given.unwrap_or_else(|| lookup(name).map_or("", |f| f.default).to_string())
+}
+
 fn lookup(name: &str) -> Option<&'static Flag> {
     FLAGS.iter().find(|f| f.name == name)
 }
@@ -553,7 +559,34 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let raw = RawArgs::from_args(&["pushgateway"], &strs)
         .map_err(|e| CliError(e.output.trim().replace('\n', " ")))?;
-    let log_level = match raw.log_level.as_str() {
+    // Defaults live in `FLAGS` alone.
+    let web_telemetry_path = value(raw.web_telemetry_path, "web.telemetry-path");
+    let web_route_prefix = value(raw.web_route_prefix, "web.route-prefix");
+    let web_external_url = value(raw.web_external_url, "web.external-url");
+    let web_local_assets = value(raw.web_local_assets, "web.local-assets");
+    let persistence_file = value(raw.persistence_file, "persistence.file");
+    let persistence_interval = value(raw.persistence_interval, "persistence.interval");
+    let persistence_sync = value(raw.persistence_sync, "persistence.sync");
+    let web_max_connections = value(raw.web_max_connections, "web.max-connections");
+    let web_max_header_bytes = value(raw.web_max_header_bytes, "web.max-header-bytes");
+    let web_read_header_timeout = value(raw.web_read_header_timeout, "web.read-header-timeout");
+    let web_read_body_timeout = value(raw.web_read_body_timeout, "web.read-body-timeout");
+    let web_idle_timeout = value(raw.web_idle_timeout, "web.idle-timeout");
+    let web_write_timeout = value(raw.web_write_timeout, "web.write-timeout");
+    let push_max_body_bytes_in_flight = value(
+        raw.push_max_body_bytes_in_flight,
+        "push.max-body-bytes-in-flight",
+    );
+    let push_max_body_bytes = value(raw.push_max_body_bytes, "push.max-body-bytes");
+    let push_max_decompressed_bytes = value(
+        raw.push_max_decompressed_bytes,
+        "push.max-decompressed-bytes",
+    );
+    let push_max_series = value(raw.push_max_series, "push.max-series");
+    let push_max_error_lines = value(raw.push_max_error_lines, "push.max-error-lines");
+    let log_level = value(raw.log_level, "log.level");
+    let log_format = value(raw.log_format, "log.format");
+    let log_level = match log_level.as_str() {
         "debug" => log::LevelFilter::Debug,
         "info" => log::LevelFilter::Info,
         "warn" => log::LevelFilter::Warn,
@@ -564,7 +597,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             )));
         }
     };
-    let log_json = match raw.log_format.as_str() {
+    let log_json = match log_format.as_str() {
         "logfmt" => false,
         "json" => true,
         v => {
@@ -575,7 +608,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     };
     let mut listen = raw.web_listen_address;
     if listen.is_empty() {
-        listen.push(":9091".into());
+        listen.push(value(None, "web.listen-address"));
     }
     for a in &listen {
         if !a.contains(':')
@@ -587,27 +620,27 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             )));
         }
     }
-    let mut telemetry_path = raw.web_telemetry_path;
+    let mut telemetry_path = web_telemetry_path;
     if !telemetry_path.starts_with('/') {
         telemetry_path.insert(0, '/'); // as Go's path.Join does
     }
     Ok(Command::Run(Box::new(Config {
         listen_addresses: listen,
         telemetry_path,
-        route_prefix: raw.web_route_prefix,
-        external_url: raw.web_external_url,
-        local_assets: raw.web_local_assets,
+        route_prefix: web_route_prefix,
+        external_url: web_external_url,
+        local_assets: web_local_assets,
         enable_lifecycle: raw.web_enable_lifecycle,
         enable_admin_api: raw.web_enable_admin_api,
         disable_consistency_check: raw.push_disable_consistency_check,
         utf8_names: raw.push_enable_utf8_names,
-        persistence_interval: parse_go_duration(&raw.persistence_interval).ok_or_else(|| {
+        persistence_interval: parse_go_duration(&persistence_interval).ok_or_else(|| {
             CliError(format!(
                 "invalid duration {:?} for flag '--persistence.interval'",
-                raw.persistence_interval
+                persistence_interval
             ))
         })?,
-        persistence_sync: match raw.persistence_sync.as_str() {
+        persistence_sync: match persistence_sync.as_str() {
             "interval" => false,
             "always" => true,
             v => {
@@ -616,27 +649,24 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 )));
             }
         },
-        persistence_file: raw.persistence_file,
+        persistence_file,
         log_level,
         log_json,
         systemd_socket: raw.web_systemd_socket,
-        max_connections: count(&raw.web_max_connections, "web.max-connections")?,
-        max_header_bytes: bytes(&raw.web_max_header_bytes, "web.max-header-bytes")?,
-        read_header_timeout: duration(&raw.web_read_header_timeout, "web.read-header-timeout")?,
-        read_body_timeout: duration(&raw.web_read_body_timeout, "web.read-body-timeout")?,
-        idle_timeout: duration(&raw.web_idle_timeout, "web.idle-timeout")?,
-        write_timeout: duration(&raw.web_write_timeout, "web.write-timeout")?,
+        max_connections: count(&web_max_connections, "web.max-connections")?,
+        max_header_bytes: bytes(&web_max_header_bytes, "web.max-header-bytes")?,
+        read_header_timeout: duration(&web_read_header_timeout, "web.read-header-timeout")?,
+        read_body_timeout: duration(&web_read_body_timeout, "web.read-body-timeout")?,
+        idle_timeout: duration(&web_idle_timeout, "web.idle-timeout")?,
+        write_timeout: duration(&web_write_timeout, "web.write-timeout")?,
         max_body_bytes_in_flight: bytes(
-            &raw.push_max_body_bytes_in_flight,
+            &push_max_body_bytes_in_flight,
             "push.max-body-bytes-in-flight",
         )?,
-        max_body_bytes: bytes(&raw.push_max_body_bytes, "push.max-body-bytes")?,
-        max_decompressed_bytes: bytes(
-            &raw.push_max_decompressed_bytes,
-            "push.max-decompressed-bytes",
-        )?,
-        max_series: count(&raw.push_max_series, "push.max-series")?,
-        max_error_lines: count(&raw.push_max_error_lines, "push.max-error-lines")?,
+        max_body_bytes: bytes(&push_max_body_bytes, "push.max-body-bytes")?,
+        max_decompressed_bytes: bytes(&push_max_decompressed_bytes, "push.max-decompressed-bytes")?,
+        max_series: count(&push_max_series, "push.max-series")?,
+        max_error_lines: count(&push_max_error_lines, "push.max-error-lines")?,
     })))
 }
 
@@ -758,6 +788,14 @@ mod tests {
         assert_eq!(c.telemetry_path, "/metrics");
         assert!(!c.disable_consistency_check && !c.log_json);
         assert_eq!(c.log_level, log::LevelFilter::Info);
+        // Every default comes from FLAGS, as --help shows it.
+        assert_eq!(c.persistence_interval, std::time::Duration::from_secs(300));
+        assert!(!c.persistence_sync && c.persistence_file.is_empty());
+        assert_eq!(
+            (c.max_connections, c.max_series, c.max_error_lines),
+            (4096, 100_000, 20)
+        );
+        assert_eq!(c.max_body_bytes, 16 << 20);
     }
 
     #[test]
