@@ -11,7 +11,7 @@ use common::{Gateway, Response, free_port, try_request};
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -119,10 +119,6 @@ fn raise_own_nofile() {
             maximum: l.maximum,
         },
     );
-}
-
-fn on_path(program: &str) -> String {
-    common::bin(program).display().to_string()
 }
 
 #[test]
@@ -302,36 +298,6 @@ fn framing_cases() -> Vec<Case> {
     ]
 }
 
-/// The Go gateway on a free loopback port, killed when dropped.
-struct GoGateway(Child, u16);
-
-impl GoGateway {
-    fn start() -> GoGateway {
-        let bin = on_path("prometheus-pushgateway");
-        let port = free_port();
-        let child = Command::new(bin)
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--persistence.file=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the Go gateway");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while try_request(port, "GET", "/-/ready", &[], b"").is_err() {
-            assert!(Instant::now() < deadline, "Go gateway not ready");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        GoGateway(child, port)
-    }
-}
-
-impl Drop for GoGateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn framing_conflicts_are_refused_as_the_go_gateway_refuses_them() {
     if !common::needs(
@@ -341,13 +307,14 @@ fn framing_conflicts_are_refused_as_the_go_gateway_refuses_them() {
         return;
     }
     let gw = Gateway::start(&[]);
-    let go = GoGateway::start();
+    // An empty file name: the Go gateway keeps its store in memory only.
+    let go = common::GoGateway::start(std::path::Path::new(""));
     let wait = Duration::from_secs(3);
     let mut report = Vec::new();
     for c in framing_cases() {
         let before = gw.pushed();
         let (ours, _) = raw(gw.port, &c.req, false, wait);
-        let (theirs, _) = raw(go.1, &c.req, false, wait);
+        let (theirs, _) = raw(go.port, &c.req, false, wait);
         let (ours, theirs) = (statuses(&ours), statuses(&theirs));
         report.push(format!("{:24} ours {:?} go {:?}", c.name, ours, theirs));
         assert_eq!(ours.first(), Some(&c.ours), "{}: ours", c.name);
@@ -387,7 +354,7 @@ fn nginx_with_a_default_proxy_pass_in_front() {
     if !common::needs("nginx_with_a_default_proxy_pass_in_front", &["gzip"]) {
         return;
     }
-    let nginx = on_path("nginx");
+    let nginx = common::bin("nginx");
     let gw = Gateway::start(&[]);
     let dir = std::env::temp_dir().join(format!("pgw-nginx-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -1112,7 +1079,7 @@ fn a_port_alone_listens_dual_stack_even_with_bindv6only() {
     ) {
         return;
     }
-    let ip = on_path("ip");
+    let ip = common::bin("ip").display().to_string();
     let ns = format!("pgw-v6only-{}", std::process::id());
     let run = |args: &[&str]| {
         let ok = Command::new(&ip).args(args).status().map(|s| s.success());
@@ -1174,7 +1141,7 @@ fn systemd_socket_activation() {
     if !common::needs("systemd_socket_activation", &["systemd-socket-activate"]) {
         return;
     }
-    let activate = on_path("systemd-socket-activate");
+    let activate = common::bin("systemd-socket-activate");
     let port = free_port();
     // systemd-socket-activate starts the daemon at the first connection: make one.
     let knock = std::thread::spawn(move || {
