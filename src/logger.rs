@@ -4,7 +4,7 @@
 //! write logfmt, the upstream default that operators' log pipelines parse; this backend
 //! for the `log` facade is a few dozen lines instead.
 
-use crate::gospell::{rfc3339_nano, write_str};
+use crate::model::gospell::{rfc3339_nano, write_str};
 use std::io::Write;
 use std::time::SystemTime;
 
@@ -35,7 +35,7 @@ fn logfmt_value(out: &mut String, v: &str) {
     } else {
         out.push('"');
         for c in v.chars() {
-            if let Some(e) = crate::gospell::common_escape(c) {
+            if let Some(e) = crate::model::gospell::common_escape(c) {
                 out.push_str(e);
                 continue;
             }

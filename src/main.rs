@@ -1,6 +1,8 @@
 //! The daemon: flags, logging, store, HTTP listeners, and graceful shutdown on signals (the library does the rest).
 
-use pushgateway::{cli, http, logger, persist, route, selfmetrics, service, store};
+use pushgateway::http::{self, route, service};
+use pushgateway::store::{self, selfmetrics};
+use pushgateway::{cli, logger, persist};
 
 use async_std::channel;
 use async_std::io::ReadExt;

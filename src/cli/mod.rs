@@ -4,7 +4,7 @@
 //! rewritten against the table below (which also owns each flag's default and help text,
 //! and gives the errors), then argh parses the values and `parse` checks and types them.
 
-pub use crate::gospell::go_duration;
+pub use crate::model::gospell::go_duration;
 use argh::FromArgs;
 use std::fmt;
 

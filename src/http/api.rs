@@ -1,11 +1,11 @@
 //! The JSON API bodies (`/api/v1/metrics`, `/api/v1/status`) in Go `encoding/json` form.
 
-use crate::expose;
-use crate::float;
-use crate::gospell::{rfc3339_nano, write_str};
-use crate::metric::{Value, block_pairs};
-use crate::names;
+use crate::model::float;
+use crate::model::gospell::{rfc3339_nano, write_str};
+use crate::model::metric::{Value, block_pairs};
+use crate::model::names;
 use crate::store::{Group, StoredFamily};
+use crate::wire::expose;
 use std::borrow::Cow;
 use std::time::SystemTime;
 

@@ -4,10 +4,10 @@
 //! and failure times, a family count: tens of bytes a group) and renders a few hundred at
 //! a time; a group's families and samples come from `group_json` when it is opened.
 
-use crate::api;
-use crate::base64;
-use crate::gospell;
-use crate::names;
+use crate::http::api;
+use crate::model::base64;
+use crate::model::gospell;
+use crate::model::names;
 use crate::store::{Group, PUSH_FAILURE_TIME, PUSH_TIME};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -105,9 +105,9 @@ pub fn group_json(g: &Group, utf8: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grouping::GroupingKey;
-    use crate::parse::parse_text;
+    use crate::model::grouping::GroupingKey;
     use crate::store::{Mode, Store};
+    use crate::wire::parse::parse_text;
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]

@@ -1,8 +1,8 @@
 //! Grouping keys: the label set named by a push URL (`/metrics/job/J/name/value...`).
 
-use crate::base64::{self, Base64Error};
-use crate::metric::is_label_name;
-use crate::names;
+use crate::model::base64::{self, Base64Error};
+use crate::model::metric::is_label_name;
+use crate::model::names;
 use std::cmp::Ordering;
 use std::fmt;
 

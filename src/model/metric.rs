@@ -1,6 +1,6 @@
 //! The metric data model shared by parser, store and exposition: types, values, label sets.
 
-use crate::base64;
+use crate::model::base64;
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;

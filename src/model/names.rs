@@ -8,7 +8,7 @@
 //! parsers' output and the URL on the way in, the scrape, the JSON API and the UI on the
 //! way out. With the flag off nothing is encoded, and nothing here runs.
 
-use crate::metric::{is_label_name, is_metric_name};
+use crate::model::metric::{is_label_name, is_metric_name};
 use std::borrow::Cow;
 use std::fmt::Write;
 
@@ -205,7 +205,7 @@ pub fn write_name(out: &mut String, name: &str) {
         return;
     }
     out.push('"');
-    crate::metric::escape_label_value(out, name);
+    crate::model::metric::escape_label_value(out, name);
     out.push('"');
 }
 
@@ -237,7 +237,7 @@ pub fn rewrite_lines(family: &str, lines: &str, extra: bool, scheme: Escaping) -
         } else {
             ("", &line[end..])
         };
-        let mut pairs: Vec<(Cow<'_, str>, &str)> = crate::metric::raw_pairs(content)
+        let mut pairs: Vec<(Cow<'_, str>, &str)> = crate::model::metric::raw_pairs(content)
             .map(|(n, v)| (decode(n), v))
             .collect();
         let last = if extra

@@ -1,8 +1,8 @@
 //! A series as the store keeps it: its exposition lines rendered once, byte for byte as the Go client's text writer spells them, with the flags the other formats need.
 
-use crate::float;
-use crate::metric::{self, Labels, Metric, Series, Value};
-use crate::names;
+use crate::model::float;
+use crate::model::metric::{self, Labels, Metric, Series, Value};
+use crate::model::names;
 
 /// A sample value: like `float::write_go`, but 0, -0, 1 and -1 spelled as the Go text
 /// writer's fast path spells them.

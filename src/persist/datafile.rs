@@ -10,13 +10,13 @@
 //! file holds, the value's length and its CRC-32C. (Files of earlier builds have a
 //! trailer without the lineage: they read as lineage 0.)
 
-use crate::compress::crc32c;
-use crate::expose;
-use crate::gob::{self, Def, Value};
-use crate::grouping::GroupingKey;
-use crate::names::{self, Escaping};
-use crate::proto;
+use crate::model::grouping::GroupingKey;
+use crate::model::names::{self, Escaping};
+use crate::persist::gob::{self, Def, Value};
 use crate::store::{Group, Store};
+use crate::wire::compress::crc32c;
+use crate::wire::expose;
+use crate::wire::proto;
 use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -478,8 +478,8 @@ pub fn remove_leftovers(path: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::parse_text;
     use crate::store::Mode;
+    use crate::wire::parse::parse_text;
 
     fn store_with(body: &str) -> Store {
         let s = Store::new();

@@ -6,9 +6,12 @@
 //! from a consistent cut of the store (pointer copies under the lock, the encoding
 //! outside it), so they never hold up pushes or scrapes.
 
-use crate::datafile;
-use crate::journal::{self, Journal, Over, Record};
+pub mod datafile;
+pub(crate) mod gob;
+pub(crate) mod journal;
+
 use crate::store::Store;
+use journal::{Journal, Over, Record};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -188,7 +191,7 @@ fn load(store: &Store, opts: &Options) -> Loaded {
         Record::Put(g) => restore(&g, true),
         Record::Patch(g) => restore(&g, false),
         Record::Remove(labels) => {
-            match crate::grouping::GroupingKey::from_labels(labels, opts.utf8_names) {
+            match crate::model::grouping::GroupingKey::from_labels(labels, opts.utf8_names) {
                 Ok(key) => {
                     let _ = store.delete(&key);
                 }

@@ -1,10 +1,12 @@
 //! A push made ready before the lock (labels sanitised, series rendered, per-push errors) and checked against the index under it (types, suffix collisions, duplicates).
 
-use crate::grouping::GroupingKey;
-use crate::metric::{Labels, Metric, MetricType, ParsedFamily, Series, Value, is_label_name};
-use crate::names;
-use crate::selfmetrics::own_family;
-use crate::series;
+use crate::model::grouping::GroupingKey;
+use crate::model::metric::{
+    Labels, Metric, MetricType, ParsedFamily, Series, Value, is_label_name,
+};
+use crate::model::names;
+use crate::model::series;
+use crate::store::selfmetrics::own_family;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! What the store holds: groups, their families and series lists, the gateway's two timestamp families, push modes and errors.
 
-use crate::float;
-use crate::grouping::GroupingKey;
-use crate::metric::{MetricType, Series};
+use crate::model::float;
+use crate::model::grouping::GroupingKey;
+use crate::model::metric::{MetricType, Series};
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -1,7 +1,7 @@
 //! The family index: every stored series of a name across groups, in exposition order, with each family's shared metadata.
 
-use crate::metric::{self, MetricType, Series};
-use crate::selfmetrics::own_family;
+use crate::model::metric::{self, MetricType, Series};
+use crate::store::selfmetrics::own_family;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 

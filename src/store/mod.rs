@@ -2,17 +2,17 @@
 //! checks and applies a push in time proportional to the push, not to the store.
 
 mod check;
+mod group;
 mod index;
-mod model;
+pub mod selfmetrics;
 
 use check::*;
+pub use group::*;
 use index::*;
-pub use model::*;
 
-use crate::grouping::GroupingKey;
-use crate::metric::{FamilyView, ParsedFamily, Series, Value};
-use crate::names;
-use crate::selfmetrics::{self};
+use crate::model::grouping::GroupingKey;
+use crate::model::metric::{FamilyView, ParsedFamily, Series, Value};
+use crate::model::names;
 use std::borrow::{Borrow, Cow};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -476,8 +476,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expose;
-    use crate::parse::parse_text;
+    use crate::wire::expose;
+    use crate::wire::parse::parse_text;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn key(rest: &str) -> GroupingKey {

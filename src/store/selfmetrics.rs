@@ -1,7 +1,7 @@
 //! The gateway's own metric families: `process_*` from /proc, `pushgateway_*`, and the
 //! names the Go gateway reserves for its runtime (`go_*`), which pushes must not contradict.
 
-use crate::metric::{Labels, Metric, MetricType, Summary, Value};
+use crate::model::metric::{Labels, Metric, MetricType, Summary, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};

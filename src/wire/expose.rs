@@ -1,12 +1,12 @@
 //! Text exposition format 0.0.4, byte for byte as the Go client's `MetricFamilyToText`.
 
-use crate::float;
-use crate::metric::{self, FamilyView, MetricType, Series, Value};
-use crate::names::{self, Escaping};
-use crate::parse;
-use crate::proto;
-use crate::selfmetrics::Gathered;
-pub use crate::series::{series, series_with_raw, write_metric};
+use crate::model::float;
+use crate::model::metric::{self, FamilyView, MetricType, Series, Value};
+use crate::model::names::{self, Escaping};
+use crate::model::series::series;
+use crate::store::selfmetrics::Gathered;
+use crate::wire::parse;
+use crate::wire::proto;
 use std::sync::Arc;
 
 /// The `Content-Type` of a text scrape (Go gateway 1.5.1).
@@ -218,7 +218,8 @@ pub fn read_value(name: &str, mtype: MetricType, s: &Series) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metric::{Histogram, Labels, Metric, Summary};
+    use crate::model::metric::{Histogram, Labels, Metric, Summary};
+    use crate::model::series::write_metric;
 
     fn labels(p: &[(&str, &str)]) -> Labels {
         Labels::from_sorted(p.iter().copied())

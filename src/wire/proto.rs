@@ -4,9 +4,9 @@
 //! fields, timestamps); unknown and newer fields are skipped by wire type, as protobuf
 //! readers must. A malformed body is an error naming its byte offset.
 
-use crate::metric::{Histogram, MetricType, Summary, Value, block_pairs, is_metric_name};
-use crate::names::{self, Escaping};
-use crate::parse::{ParsedFamily, ParsedMetric};
+use crate::model::metric::{Histogram, MetricType, Summary, Value, block_pairs, is_metric_name};
+use crate::model::names::{self, Escaping};
+use crate::wire::parse::{ParsedFamily, ParsedMetric};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;

@@ -1,8 +1,8 @@
 //! Every status code a handler answers with, in-process through `Service` (no server):
 //! what the client sees, and that a refusal changes nothing.
 
-use pushgateway::route::RouteConfig;
-use pushgateway::service::{Body, Head, PushLimits, Request, Response, Service, Settings};
+use pushgateway::http::route::RouteConfig;
+use pushgateway::http::service::{Body, Head, PushLimits, Request, Response, Service, Settings};
 use pushgateway::store::Store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -156,7 +156,7 @@ fn compressed_bodies_answer_400_or_413_before_routing() {
     );
     assert_eq!(code, 400, "{text}");
     // More than the bound once decompressed (64 KiB here): a gzip of zeros.
-    let zeros = pushgateway::compress::gzip_pieces(std::iter::once(&[0u8; 1 << 17][..]));
+    let zeros = pushgateway::wire::compress::gzip_pieces(std::iter::once(&[0u8; 1 << 17][..]));
     let (code, _, text) = call(
         &s,
         "PUT",

@@ -4,8 +4,8 @@
 
 use super::engine::{self, Budget, Ctx, IdleOnDrop, Outgoing};
 use super::pool::{Lanes, Pool};
-use crate::metric::Series;
-use crate::service::{Body, Head, Plan, Request, Response, Service};
+use crate::http::service::{Body, Head, Plan, Request, Response, Service};
+use crate::model::metric::Series;
 use async_std::channel;
 use async_std::io::Read;
 use async_std::net::TcpListener;
@@ -117,8 +117,8 @@ async fn endpoint(mut req: tide::Request<State>) -> tide::Result {
         Some(lane) => {
             let service = state.service.clone();
             let lane = match lane {
-                crate::service::Lane::Light => Lanes::Light,
-                crate::service::Lane::Heavy => Lanes::Heavy,
+                crate::http::service::Lane::Light => Lanes::Light,
+                crate::http::service::Lane::Heavy => Lanes::Heavy,
             };
             // The body, and its share of the budget, go with the job and are given back
             // when it is done (or skipped, if its client is gone).

@@ -4,7 +4,7 @@
 use super::bridge::{self, App};
 use super::conns::{Conn, Conns, Timeouts, Verdict};
 use super::rt::Io;
-use crate::service::Head;
+use crate::http::service::Head;
 use async_std::channel;
 use async_std::io::{ReadExt, WriteExt};
 use async_std::net::{TcpListener, TcpStream};
@@ -485,7 +485,7 @@ async fn read_body(
             408,
             format!(
                 "timed out reading the request body (--web.read-body-timeout={})",
-                crate::gospell::go_duration(limits.body_timeout)
+                crate::model::gospell::go_duration(limits.body_timeout)
             ),
         )),
     }

@@ -14,7 +14,7 @@ mod socket;
 pub use engine::Limits;
 pub use socket::{bind, raise_nofile_limit, systemd_listeners};
 
-use crate::service::Service;
+use crate::http::service::Service;
 use async_std::channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -8,17 +8,17 @@ use negotiate::*;
 pub use request::*;
 pub use response::*;
 
-use crate::api;
-use crate::compress;
-use crate::expose;
-use crate::grouping::{GroupingError, GroupingKey};
-use crate::names::Escaping;
-use crate::parse;
-use crate::proto;
-use crate::route::{self, Resolved, Route, RouteConfig};
-use crate::selfmetrics::{self, Instruments};
+use crate::http::api;
+use crate::http::route::{self, Resolved, Route, RouteConfig};
+use crate::http::ui;
+use crate::model::grouping::{GroupingError, GroupingKey};
+use crate::model::names::Escaping;
+use crate::store::selfmetrics::{self, Instruments};
 use crate::store::{Mode, PushError, Store};
-use crate::ui;
+use crate::wire::compress;
+use crate::wire::expose;
+use crate::wire::parse;
+use crate::wire::proto;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -66,7 +66,7 @@ pub struct Service {
     settle: Option<Settle>,
 }
 
-pub use crate::journal::{DurableFuture, Settle};
+pub use crate::persist::journal::{DurableFuture, Settle};
 
 /// The `handler` label the Go gateway counts a route's requests under, if it counts them.
 fn handler_label(route: &Route, method: &str) -> Option<&'static str> {

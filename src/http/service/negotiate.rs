@@ -1,6 +1,6 @@
 //! What a request's headers ask for: the scrape's format and escaping, gzip, a protobuf body.
 
-use crate::names::Escaping;
+use crate::model::names::Escaping;
 
 /// The media type and parameters of one `Content-Type` or `Accept` element.
 pub(super) fn media(s: &str) -> (&str, Vec<(&str, &str)>) {

@@ -1,6 +1,6 @@
 //! An answer as the handlers give it: status, headers, body, and whether it waits for the disk.
 
-use crate::metric::Series;
+use crate::model::metric::Series;
 
 pub enum Body {
     Empty,

@@ -1,7 +1,7 @@
 //! The journal's files beside the persistence file: their names, opening one to append to, lineage ids.
 
 use super::record::{HEADER, header, holds_nothing};
-use crate::datafile;
+use crate::persist::datafile;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};

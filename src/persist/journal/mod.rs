@@ -32,7 +32,7 @@ use files::open_file;
 pub use files::{files, new_lineage};
 pub use record::Record;
 use record::encode;
-pub use replay::{Aside, Over, Replayed, replay};
+pub use replay::{Aside, Over, replay};
 
 use crate::store::Change;
 use std::fs::{self, File};
@@ -543,9 +543,9 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grouping::GroupingKey;
-    use crate::parse::parse_text;
+    use crate::model::grouping::GroupingKey;
     use crate::store::{Mode, Store};
+    use crate::wire::parse::parse_text;
     use std::fs::OpenOptions;
     use std::time::UNIX_EPOCH;
 

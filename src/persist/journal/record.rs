@@ -1,8 +1,8 @@
 //! The journal's bytes: a file's header, and each record's frame and body (what a change records, how it is read back).
 
-use crate::compress::crc32c;
-use crate::datafile::{self, FamilyRecord, GroupRecord};
+use crate::persist::datafile::{self, FamilyRecord, GroupRecord};
 use crate::store::Change;
+use crate::wire::compress::crc32c;
 use std::time::{Duration, UNIX_EPOCH};
 
 pub(super) const MAGIC: &[u8; 8] = b"pgw-jrn\x01";
@@ -76,7 +76,7 @@ pub(super) fn encode(out: &mut Vec<u8>, seq: u64, change: &Change, utf8: bool) {
                 .labels()
                 .map(|(n, v)| {
                     let n = if utf8 {
-                        crate::names::decode(n)
+                        crate::model::names::decode(n)
                     } else {
                         n.into()
                     };

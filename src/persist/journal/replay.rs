@@ -3,7 +3,7 @@
 use super::files::{file_id, files};
 use super::record::holds_nothing;
 use super::record::{Cursor, HEADER, MAGIC, Next, Record, header_of, next_record};
-use crate::datafile;
+use crate::persist::datafile;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 

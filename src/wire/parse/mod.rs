@@ -5,8 +5,8 @@
 //! values from the body wherever no escape sequence forces a copy, and reports line and
 //! column of the first error.
 
-use crate::float;
-use crate::metric::{MetricType, Value};
+use crate::model::float;
+use crate::model::metric::{MetricType, Value};
 use memchr::{memchr, memchr3};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use std::fmt;
 
 mod tokens;
 
-pub use crate::metric::{ParsedFamily, ParsedMetric};
+pub use crate::model::metric::{ParsedFamily, ParsedMetric};
 use tokens::*;
 
 /// Where and why a body was refused.
@@ -647,7 +647,7 @@ impl<'a> Parser<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metric::Summary;
+    use crate::model::metric::Summary;
 
     fn err(body: &str) -> (usize, usize, String) {
         let e = parse_text(body.as_bytes()).expect_err(body);

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pushgateway::compress;
+use pushgateway::wire::compress;
 
 const LIMIT: usize = 1 << 20;
 

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pushgateway::datafile;
+use pushgateway::persist::datafile;
 
 fuzz_target!(|data: &[u8]| {
     let mut groups = 0usize;

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pushgateway::proto;
+use pushgateway::wire::proto;
 
 fuzz_target!(|data: &[u8]| {
     let (utf8, body) = match data.split_first() {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pushgateway::parse;
+use pushgateway::wire::parse;
 
 fuzz_target!(|data: &[u8]| {
     let (utf8, body) = match data.split_first() {
