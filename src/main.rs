@@ -27,7 +27,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    logger::init(config.log_level, config.log_json);
+    logger::init(config.log_level.0, config.log_json);
     // Before any thread starts: taking systemd's sockets clears its variables. Our own
     // sockets are bound later, once the store is loaded (as Go does): until then a
     // client is refused rather than left waiting.
