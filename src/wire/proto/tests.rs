@@ -1,0 +1,58 @@
+//! The protobuf decoder's tests: families, bounds, error offsets.
+use super::*;
+
+/// A delimited gauge family `name` with one metric labelled `a` = `value` (bytes).
+fn family(name: &str, value: &[u8]) -> Vec<u8> {
+    let mut label = vec![0x0a, 0x01, b'a', 0x12, value.len() as u8];
+    label.extend_from_slice(value);
+    let mut metric = vec![0x0a, label.len() as u8];
+    metric.extend(label);
+    metric.extend_from_slice(&[0x12, 0x09, 0x09]);
+    metric.extend_from_slice(&1.0f64.to_le_bytes());
+    let mut f = vec![0x0a, name.len() as u8];
+    f.extend_from_slice(name.as_bytes());
+    f.extend_from_slice(&[0x18, 0x01, 0x22, metric.len() as u8]);
+    f.extend(metric);
+    let mut out = vec![f.len() as u8];
+    out.extend(f);
+    out
+}
+
+#[test]
+fn a_later_family_replaces_an_earlier_one_and_its_defects() {
+    let body = [family("x", b"\xff"), family("x", b"ok")].concat();
+    let d = decode_delimited(&body, false).unwrap();
+    assert!(d.invalid.is_empty(), "{:?}", d.invalid);
+    assert_eq!(d.families.len(), 1);
+    assert_eq!(d.families[0].metrics[0].labels[0].1, "ok");
+    let bad = family("y", b"\xff");
+    assert_eq!(decode_delimited(&bad, false).unwrap().invalid.len(), 1);
+}
+
+#[test]
+fn many_families_decode_in_linear_time() {
+    let body: Vec<u8> = (0..50_000)
+        .flat_map(|i| family(&format!("f{i}"), b"v"))
+        .collect();
+    assert_eq!(
+        decode_delimited(&body, false).unwrap().families.len(),
+        50_000
+    );
+}
+
+#[test]
+fn errors_name_the_byte_offset() {
+    let e = decode_delimited(&[0x05, 0x0a, 0x03, b'a', b'b'], false)
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "protobuf parsing error at byte 1: unexpected EOF"
+    );
+    let bad_name = family("1x", b"v");
+    let e = decode_delimited(&bad_name, false).err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        "protobuf parsing error at byte 1: invalid metric name \"1x\""
+    );
+}
