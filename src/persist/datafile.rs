@@ -10,10 +10,13 @@
 //! file holds, the value's length and its CRC-32C. (Files of earlier builds have a
 //! trailer without the lineage: they read as lineage 0.)
 
+use super::Error;
 use crate::model::grouping::GroupingKey;
 use crate::model::names::{self, Escaping};
 use crate::persist::gob::{self, Def, Value};
+use crate::store::PushError;
 use crate::store::{Group, Store};
+use crate::wire;
 use crate::wire::compress::crc32c;
 use crate::wire::expose;
 use crate::wire::proto;
@@ -97,20 +100,18 @@ pub fn record_of_families(g: &Group, only: Option<&[Arc<str>]>, utf8: bool) -> G
 /// Puts a recorded group into the store, replacing the group of that key (with `whole`
 /// false, only its families of the recorded names); says why not if it cannot be
 /// (invalid key or family, or inconsistent with the store).
-pub fn restore(store: &Store, rec: &GroupRecord, utf8: bool, whole: bool) -> Result<(), String> {
-    let key = GroupingKey::from_labels(rec.labels.clone(), utf8).map_err(|e| e.to_string())?;
+pub fn restore(store: &Store, rec: &GroupRecord, utf8: bool, whole: bool) -> Result<(), Error> {
+    let key = GroupingKey::from_labels(rec.labels.clone(), utf8).map_err(Error::Key)?;
     let mut families = Vec::with_capacity(rec.families.len());
     for f in &rec.families {
         let (family, invalid) = proto::decode_message(&f.message, utf8)
-            .map_err(|e| format!("family {:?}: {e}", f.name))?;
+            .map_err(|e| Error::Family(f.name.clone(), wire::Error::from(e)))?;
         if !invalid.is_empty() {
-            return Err(invalid.join("; "));
+            return Err(Error::Refused(PushError::Inconsistent(invalid)));
         }
         families.push((family, f.at));
     }
-    store
-        .restore(&key, families, whole)
-        .map_err(|e| e.join("; "))
+    store.restore(&key, families, whole).map_err(Error::Refused)
 }
 
 /// `time.Time.MarshalBinary` (version 1, UTC): seconds since year 1, nanoseconds, and

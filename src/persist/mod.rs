@@ -7,10 +7,12 @@
 //! outside it), so they never hold up pushes or scrapes.
 
 pub mod datafile;
+mod error;
 pub(crate) mod gob;
 pub(crate) mod journal;
 
 use crate::store::Store;
+pub use error::Error;
 use journal::{Journal, Over, Record};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -312,7 +314,7 @@ impl Shared {
                     target.display()
                 );
                 if let Some(j) = self.journal.get() {
-                    j.snapshot_failed(seq, format!("could not write {}: {e}", target.display()));
+                    j.snapshot_failed(seq, Error::Snapshot(target.clone(), Arc::new(e)));
                 }
                 let mut asides = self.asides.lock().unwrap_or_else(|e| e.into_inner());
                 if !asides.1 {

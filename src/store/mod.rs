@@ -130,7 +130,7 @@ impl Store {
         key: &GroupingKey,
         families: Vec<(ParsedFamily<'_>, SystemTime)>,
         whole: bool,
-    ) -> Result<(), Vec<String>> {
+    ) -> Result<(), PushError> {
         let mut gauges = Vec::new();
         let mut rest = Vec::new();
         let mut times = HashMap::new();
@@ -183,7 +183,7 @@ impl Store {
             Names(self.utf8_names),
         ));
         if !errors.is_empty() {
-            return Err(errors);
+            return Err(PushError::Inconsistent(errors));
         }
         let now = SystemTime::now();
         self.apply(&mut index, key, existing, &removed, writes, now);

@@ -10,6 +10,8 @@ use miniz_oxide::deflate::core::{
 use miniz_oxide::inflate::stream::{InflateState, inflate};
 use miniz_oxide::{DataFormat, MZFlush, MZStatus};
 
+use super::Error;
+
 /// The largest decompressed push body we accept.
 pub const MAX_DECOMPRESSED: usize = 32 << 20;
 
@@ -48,15 +50,8 @@ fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
-fn too_big(limit: usize) -> String {
-    format!("{TOO_BIG} {limit} bytes")
-}
-
-const TOO_BIG: &str = "decompressed body exceeds";
-
-/// Whether a decompression error is the size bound (a 413), not a damaged body (a 400).
-pub fn is_too_big(error: &str) -> bool {
-    error.starts_with(TOO_BIG)
+fn too_big(limit: usize) -> Error {
+    Error::TooBig { limit }
 }
 
 /// Inflates one raw deflate stream from `data`; returns the bytes it used.
@@ -72,7 +67,7 @@ fn inflate_raw(
     data: &[u8],
     out: &mut Vec<u8>,
     limit: usize,
-) -> Result<usize, String> {
+) -> Result<usize, Error> {
     inf.state.reset(DataFormat::Raw);
     let (state, buf) = (&mut inf.state, &mut inf.buf);
     let mut pos = 0;
@@ -87,20 +82,20 @@ fn inflate_raw(
         match r.status {
             Ok(MZStatus::StreamEnd) => return Ok(pos),
             Ok(_) if r.bytes_consumed == 0 && r.bytes_written == 0 => {
-                return Err("unexpected EOF".into());
+                return Err(Error::Corrupt("unexpected EOF"));
             }
             Ok(_) => {}
-            Err(_) if pos >= data.len() => return Err("unexpected EOF".into()),
-            Err(_) => return Err("flate: corrupt input".into()),
+            Err(_) if pos >= data.len() => return Err(Error::Corrupt("unexpected EOF")),
+            Err(_) => return Err(Error::Corrupt("flate: corrupt input")),
         }
     }
 }
 
 /// Decompresses a gzip body (several members allowed, as Go's reader allows), checking
 /// each member's CRC-32 and size. Errors read like Go's.
-pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
     if data.is_empty() {
-        return Err("EOF".into());
+        return Err(Error::Corrupt("EOF"));
     }
     let mut out = Vec::new();
     let mut pos = 0;
@@ -111,15 +106,15 @@ pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     while pos < data.len() {
         let h = &data[pos..];
         if h.len() < 10 {
-            return Err("unexpected EOF".into());
+            return Err(Error::Corrupt("unexpected EOF"));
         }
         if h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 {
-            return Err("gzip: invalid header".into());
+            return Err(Error::Corrupt("gzip: invalid header"));
         }
         let flags = h[3];
         let mut p = 10;
         if flags & 4 != 0 {
-            let xlen = h.get(p..p + 2).ok_or("unexpected EOF")?;
+            let xlen = h.get(p..p + 2).ok_or(Error::Corrupt("unexpected EOF"))?;
             p += 2 + usize::from(u16::from_le_bytes([xlen[0], xlen[1]]));
         }
         for bit in [8u8, 16] {
@@ -127,20 +122,22 @@ pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
                 let end = h
                     .get(p..)
                     .and_then(|s| s.iter().position(|&b| b == 0))
-                    .ok_or("unexpected EOF")?;
+                    .ok_or(Error::Corrupt("unexpected EOF"))?;
                 p += end + 1;
             }
         }
         if flags & 2 != 0 {
             p += 2;
         }
-        let body = h.get(p..).ok_or("unexpected EOF")?;
+        let body = h.get(p..).ok_or(Error::Corrupt("unexpected EOF"))?;
         let start = out.len();
         let used = inflate_raw(&mut inflater, body, &mut out, limit)?;
-        let trailer = body.get(used..used + 8).ok_or("unexpected EOF")?;
+        let trailer = body
+            .get(used..used + 8)
+            .ok_or(Error::Corrupt("unexpected EOF"))?;
         let member = &out[start..];
         if le32(trailer) != crc(&CRC32, member) || le32(&trailer[4..]) != member.len() as u32 {
-            return Err("gzip: invalid checksum".into());
+            return Err(Error::Corrupt("gzip: invalid checksum"));
         }
         pos += p + used + 8;
     }
@@ -223,8 +220,8 @@ fn masked_crc32c(data: &[u8]) -> u32 {
 }
 
 /// Decodes one raw snappy block.
-fn unsnappy_block(block: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), String> {
-    let corrupt = || "snappy: corrupt input".to_string();
+fn unsnappy_block(block: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Error> {
+    let corrupt = || Error::Corrupt("snappy: corrupt input");
     let mut p = 0;
     let mut len: u64 = 0;
     for shift in (0..35).step_by(7) {
@@ -302,22 +299,26 @@ fn unsnappy_block(block: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), S
 
 /// Decodes the snappy framing format (stream identifier, compressed and uncompressed
 /// chunks with masked CRC-32C, skippable chunks), as client_python and Go send it.
-pub fn unsnappy(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+pub fn unsnappy(data: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     let mut p = 0;
     while p < data.len() {
-        let head = data.get(p..p + 4).ok_or("snappy: corrupt input")?;
+        let head = data
+            .get(p..p + 4)
+            .ok_or(Error::Corrupt("snappy: corrupt input"))?;
         let kind = head[0];
         let len = usize::from(head[1]) | usize::from(head[2]) << 8 | usize::from(head[3]) << 16;
         let chunk = data
             .get(p + 4..p + 4 + len)
-            .ok_or("snappy: corrupt input")?;
+            .ok_or(Error::Corrupt("snappy: corrupt input"))?;
         p += 4 + len;
         match kind {
             0xff if chunk == b"sNaPpY" => {}
-            0xff => return Err("snappy: corrupt input".into()),
+            0xff => return Err(Error::Corrupt("snappy: corrupt input")),
             0x00 | 0x01 => {
-                let (sum, payload) = chunk.split_at_checked(4).ok_or("snappy: corrupt input")?;
+                let (sum, payload) = chunk
+                    .split_at_checked(4)
+                    .ok_or(Error::Corrupt("snappy: corrupt input"))?;
                 let start = out.len();
                 if kind == 0 {
                     unsnappy_block(payload, &mut out, limit)?;
@@ -328,10 +329,10 @@ pub fn unsnappy(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
                     out.extend_from_slice(payload);
                 }
                 if le32(sum) != masked_crc32c(&out[start..]) {
-                    return Err("snappy: corrupt input (checksum mismatch)".into());
+                    return Err(Error::Corrupt("snappy: corrupt input (checksum mismatch)"));
                 }
             }
-            0x02..=0x7f => return Err("snappy: unsupported chunk type".into()),
+            0x02..=0x7f => return Err(Error::Corrupt("snappy: unsupported chunk type")),
             _ => {} // skippable and padding chunks
         }
     }
@@ -354,17 +355,31 @@ mod tests {
         // Two members concatenated, as `cat a.gz b.gz` makes.
         let two = [GZ_M1, GZ_M1].concat();
         assert_eq!(gunzip(&two, 100).unwrap(), b"m 1\nm 1\n");
-        assert_eq!(gunzip(b"", 100).unwrap_err(), "EOF");
-        assert_eq!(gunzip(b"m 1\n", 100).unwrap_err(), "unexpected EOF");
+        assert_eq!(gunzip(b"", 100).unwrap_err().to_string(), "EOF");
         assert_eq!(
-            gunzip(b"plain text body\n", 100).unwrap_err(),
+            gunzip(b"m 1\n", 100).unwrap_err().to_string(),
+            "unexpected EOF"
+        );
+        assert_eq!(
+            gunzip(b"plain text body\n", 100).unwrap_err().to_string(),
             "gzip: invalid header"
         );
         let mut bad = GZ_M1.to_vec();
         bad[18] ^= 1;
-        assert_eq!(gunzip(&bad, 100).unwrap_err(), "gzip: invalid checksum");
-        assert_eq!(gunzip(&GZ_M1[..15], 100).unwrap_err(), "unexpected EOF");
-        assert!(gunzip(GZ_M1, 3).unwrap_err().contains("exceeds"));
+        assert_eq!(
+            gunzip(&bad, 100).unwrap_err().to_string(),
+            "gzip: invalid checksum"
+        );
+        assert_eq!(
+            gunzip(&GZ_M1[..15], 100).unwrap_err().to_string(),
+            "unexpected EOF"
+        );
+        assert!(
+            gunzip(GZ_M1, 3)
+                .unwrap_err()
+                .to_string()
+                .contains("more than 3 bytes")
+        );
     }
 
     #[test]
@@ -380,7 +395,8 @@ mod tests {
         assert!(
             gunzip(&bomb, 1 << 20)
                 .unwrap_err()
-                .contains("exceeds 1048576 bytes")
+                .to_string()
+                .contains("more than 1048576 bytes")
         );
         assert_eq!(gunzip(&bomb, 20 << 20).unwrap().len(), 10 << 20);
     }

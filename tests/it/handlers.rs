@@ -250,7 +250,10 @@ fn a_change_the_disk_refuses_answers_500_naming_why() {
     let (s, _) = service_with(true, true, true);
     let s = Arc::into_inner(s).expect("one owner");
     let s = Arc::new(s.with_settle(Some(Box::new(|_, _| {
-        Box::pin(async { Err("could not write the persistence journal: disk full".to_string()) })
+        Box::pin(async {
+            let full = std::io::Error::other("disk full");
+            Err(pushgateway::persist::Error::Write(Arc::new(full)))
+        })
     }))));
     let (code, _, text) = call(&s, "PUT", "/metrics/job/a", &[], b"m 1\n");
     assert_eq!(code, 500);

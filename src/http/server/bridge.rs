@@ -4,6 +4,7 @@
 
 use super::engine::{self, Budget, Ctx, IdleOnDrop, Outgoing};
 use super::pool::{Lanes, Pool};
+use crate::http::refusal::Refusal;
 use crate::http::service::{Body, Head, Plan, Request, Response, Service};
 use crate::model::metric::Series;
 use async_std::channel;
@@ -129,10 +130,7 @@ async fn endpoint(mut req: tide::Request<State>) -> tide::Result {
             };
             match state.pool.run(lane, job).await {
                 Ok(r) => r,
-                Err(_) => Response::error(
-                    503,
-                    "too many requests waiting to be handled; try again shortly",
-                ),
+                Err(_) => Refusal::QueueFull.into(),
             }
         }
     };

@@ -4,6 +4,7 @@
 use super::bridge::{self, App};
 use super::conns::{Conn, Conns, Timeouts, Verdict};
 use super::rt::Io;
+use crate::http::refusal::Refusal;
 use crate::http::service::Head;
 use async_std::channel;
 use async_std::io::{ReadExt, WriteExt};
@@ -171,10 +172,7 @@ async fn refuse(mut stream: TcpStream, conns: Conns) {
     let Some(_slot) = conns.refuse_slot() else {
         return;
     };
-    let msg = format!(
-        "too many open connections (--web.max-connections={})\n",
-        conns.cap()
-    );
+    let msg = format!("{}\n", Refusal::Connections { cap: conns.cap() }.message());
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{msg}",
         msg.len()
@@ -325,8 +323,8 @@ async fn exchange(
     conn.busy();
     let idle = IdleOnDrop(conn);
     let (parts, mut incoming) = req.into_parts();
-    if let Some((status, msg)) = framing(&parts) {
-        return Ok(plain(status, msg, idle));
+    if let Some(refusal) = framing(&parts) {
+        return Ok(plain(refusal, idle));
     }
     let head = Head {
         method: parts.method.as_str().to_string(),
@@ -352,7 +350,7 @@ async fn exchange(
         idle.0.reading();
         match read_body(&mut incoming, &ctx.limits, Some(&mut budget), &idle.0).await {
             Ok(b) => b,
-            Err((status, msg)) => return Ok(plain(status, &msg, idle)),
+            Err(refusal) => return Ok(plain(refusal, idle)),
         }
     } else {
         // A small body the route does not take is read and dropped, as Go does, so the
@@ -368,8 +366,8 @@ async fn exchange(
                 ..ctx.limits.clone()
             };
             idle.0.reading();
-            if let Err((status, msg)) = read_body(&mut incoming, &discard, None, &idle.0).await {
-                return Ok(plain(status, &msg, idle));
+            if let Err(refusal) = read_body(&mut incoming, &discard, None, &idle.0).await {
+                return Ok(plain(refusal, idle));
             }
         }
         drop(incoming);
@@ -382,13 +380,13 @@ async fn exchange(
 /// The framing rules where Go's net/http is stricter than hyper; `None` if the head is
 /// fine. (hyper itself refuses differing `Content-Length`s, signs, lists, transfer
 /// codings other than chunked, and `Transfer-Encoding` in HTTP/1.0, with a 400.)
-fn framing(parts: &hyper::http::request::Parts) -> Option<(u16, &'static str)> {
+fn framing(parts: &hyper::http::request::Parts) -> Option<Refusal> {
     let hosts = parts.headers.get_all(HOST).iter().count();
     if parts.version == hyper::Version::HTTP_11 && hosts == 0 {
-        return Some((400, "missing required Host header"));
+        return Some(Refusal::NoHost);
     }
     if hosts > 1 {
-        return Some((400, "too many Host headers"));
+        return Some(Refusal::ManyHosts);
     }
     let te: Vec<_> = parts.headers.get_all(TRANSFER_ENCODING).iter().collect();
     if !te.is_empty()
@@ -398,7 +396,7 @@ fn framing(parts: &hyper::http::request::Parts) -> Option<(u16, &'static str)> {
                 .trim_ascii()
                 .eq_ignore_ascii_case(b"chunked"))
     {
-        return Some((501, "Unsupported transfer encoding"));
+        return Some(Refusal::TransferCoding);
     }
     // Go's rule: an Expect header without the 100-continue token is a 417.
     if let Some(e) = parts.headers.get(EXPECT)
@@ -407,7 +405,7 @@ fn framing(parts: &hyper::http::request::Parts) -> Option<(u16, &'static str)> {
             .split(|&b| b == b',')
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"100-continue"))
     {
-        return Some((417, "Expectation Failed"));
+        return Some(Refusal::Expectation);
     }
     None
 }
@@ -420,21 +418,9 @@ async fn read_body(
     limits: &Limits,
     mut budget: Option<&mut Budget>,
     conn: &Conn,
-) -> Result<Vec<u8>, (u16, String)> {
+) -> Result<Vec<u8>, Refusal> {
     let max = limits.max_body_bytes;
-    let busy = || {
-        (
-            503,
-            "too many request bodies in flight (--push.max-body-bytes-in-flight); try again shortly"
-                .to_string(),
-        )
-    };
-    let too_large = || {
-        (
-            413,
-            format!("request body too large: more than {max} bytes (--push.max-body-bytes)"),
-        )
-    };
+    let too_large = || Refusal::BodyTooLarge { max };
     let announced = body.size_hint().exact();
     if announced.is_some_and(|n| n > max as u64) {
         return Err(too_large());
@@ -449,12 +435,7 @@ async fn read_body(
         while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
         {
             conn.progressed();
-            let frame = frame.map_err(|e| {
-                (
-                    400,
-                    format!("request body incomplete: {e} (shorter than its Content-Length, or a bad chunk)"),
-                )
-            })?;
+            let frame = frame.map_err(|e| Refusal::BodyIncomplete(e.to_string()))?;
             if let Ok(data) = frame.into_data() {
                 seen += data.len();
                 if seen > max {
@@ -462,7 +443,7 @@ async fn read_body(
                 }
                 if let Some(b) = budget.as_deref_mut() {
                     if !b.grow(data.len()) {
-                        return Err(busy());
+                        return Err(Refusal::BodiesInFlight);
                     }
                     if out.capacity() < seen {
                         let want = match announced {
@@ -481,22 +462,17 @@ async fn read_body(
     match async_std::future::timeout(limits.body_timeout, read).await {
         Ok(Ok(())) => Ok(out),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err((
-            408,
-            format!(
-                "timed out reading the request body (--web.read-body-timeout={})",
-                crate::model::gospell::go_duration(limits.body_timeout)
-            ),
-        )),
+        Err(_) => Err(Refusal::BodyTimeout(limits.body_timeout)),
     }
 }
 
 /// A short plain-text refusal that closes the connection (the rest of the request may
 /// still be on its way, and cannot be trusted to frame the next one).
-fn plain(status: u16, msg: &str, idle: IdleOnDrop) -> hyper::Response<Outgoing> {
+fn plain(refusal: Refusal, idle: IdleOnDrop) -> hyper::Response<Outgoing> {
+    let msg = refusal.message();
     let mut res = hyper::Response::new(Outgoing::bytes(format!("{msg}\n").into_bytes(), idle));
     *res.status_mut() =
-        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+        hyper::StatusCode::from_u16(refusal.status()).unwrap_or(hyper::StatusCode::BAD_REQUEST);
     let h = res.headers_mut();
     h.insert(
         CONTENT_TYPE,

@@ -9,12 +9,15 @@ pub use request::*;
 pub use response::*;
 
 use crate::http::api;
+use crate::http::refusal::Refusal;
 use crate::http::route::{self, Resolved, Route, RouteConfig};
 use crate::http::ui;
 use crate::model::grouping::{GroupingError, GroupingKey};
 use crate::model::names::Escaping;
+use crate::persist;
 use crate::store::selfmetrics::{self, Instruments};
 use crate::store::{Mode, PushError, Store};
+use crate::wire;
 use crate::wire::compress;
 use crate::wire::expose;
 use crate::wire::parse;
@@ -181,12 +184,12 @@ impl Service {
     /// What a pending answer becomes: itself once its changes are durable, a 500 naming
     /// the problem if they could not be made so (they are applied, and the next snapshot
     /// will hold them).
-    fn outcome(&self, mut r: Response, result: Result<(), String>) -> Response {
+    fn outcome(&self, mut r: Response, result: Result<(), persist::Error>) -> Response {
         let Some(p) = r.pending.take() else {
             return r;
         };
         if let Err(e) = result {
-            r = Response::error(500, &format!("applied, but not persisted: {e}"));
+            r = Refusal::NotPersisted(e).into();
         }
         if let Some((h, method)) = &p.count {
             self.instruments.request(h, method, r.status);
@@ -236,16 +239,7 @@ impl Service {
             };
             match decoded {
                 Some(Ok(body)) => req.body = body,
-                Some(Err(e)) if compress::is_too_big(&e) => {
-                    return Response::error(
-                        413,
-                        &format!(
-                            "request body too large once decompressed: more than {} bytes (--push.max-decompressed-bytes)",
-                            self.settings.limits.max_decompressed
-                        ),
-                    );
-                }
-                Some(Err(e)) => return Response::error(400, &e),
+                Some(Err(e)) => return Refusal::Body(e).into(),
                 None => {}
             }
         }
@@ -269,19 +263,10 @@ impl Service {
                 body: Body::Empty,
                 pending: None,
             },
-            Resolved::MethodNotAllowed { allow } => {
-                let mut r = Response::error(405, "Method Not Allowed");
-                r.headers.push(("Allow", allow.into()));
-                r
-            }
-            Resolved::QuitWrongMethod => Response::error(405, "Only POST or PUT requests allowed."),
-            Resolved::NotFound => Response::error(404, "404 page not found"),
-            Resolved::BadRequest => Response {
-                status: 400,
-                headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
-                body: Body::Bytes(b"400 Bad Request".to_vec()),
-                pending: None,
-            },
+            Resolved::MethodNotAllowed { allow } => Refusal::MethodNotAllowed { allow }.into(),
+            Resolved::QuitWrongMethod => Refusal::QuitWrongMethod.into(),
+            Resolved::NotFound => Refusal::NotFound.into(),
+            Resolved::BadRequest => Refusal::BadPath.into(),
         }
     }
 
@@ -292,7 +277,7 @@ impl Service {
         let is_push = handler == Some("push");
         let size = if is_push { approximate_size(&req) } else { 0 };
         let method = req.method.clone();
-        let mut response = self.answer(route, req);
+        let mut response = self.answer(route, req).unwrap_or_else(Response::from);
         // A pending answer is counted once its outcome is known (`outcome`).
         if let Some(p) = &mut response.pending {
             p.count = handler.map(|h| (h, method));
@@ -309,13 +294,13 @@ impl Service {
         response
     }
 
-    fn answer(&self, route: Route, req: Request) -> Response {
-        match route {
+    fn answer(&self, route: Route, req: Request) -> Result<Response, Refusal> {
+        Ok(match route {
             Route::Push {
                 job,
                 job_base64,
                 rest,
-            } => self.push(&req, &job, job_base64, &rest),
+            } => self.push(&req, &job, job_base64, &rest)?,
             Route::Scrape => self.scrape(&req),
             Route::Healthy | Route::Ready => Response::text(200, "OK"),
             Route::ApiMetrics => Response::json(api::metrics_json(
@@ -350,16 +335,14 @@ impl Service {
                 } else {
                     0
                 };
-                match self.store.wipe() {
-                    Ok(()) => self.settled(before, Response::empty(202)),
-                    Err(e) => Response::error(503, &e.to_string()),
-                }
+                self.store.wipe().map_err(|e| self.refused(e))?;
+                self.settled(before, Response::empty(202))
             }
             Route::Quit if self.settings.routes.enable_lifecycle => {
                 (self.quit)();
                 Response::text(200, "Requesting termination... Goodbye!")
             }
-            Route::Quit => Response::error(403, "Lifecycle API is not enabled."),
+            Route::Quit => return Err(Refusal::LifecycleDisabled),
             Route::Ui => Response {
                 status: 200,
                 headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
@@ -379,12 +362,15 @@ impl Service {
                 let group = GroupingKey::parse(&job, job_base64, &rest, utf8)
                     .ok()
                     .and_then(|k| self.store.group(&k));
-                match group {
-                    Some(g) => Response::json(ui::group_json(&g, utf8)),
-                    None => Response::error(404, "no such group"),
-                }
+                let group = group.ok_or(Refusal::NoSuchGroup)?;
+                Response::json(ui::group_json(&group, utf8))
             }
-        }
+        })
+    }
+
+    /// A refused push, listing as many of its errors as the flag allows.
+    fn refused(&self, e: PushError) -> Refusal {
+        Refusal::Push(e, self.settings.limits.max_error_lines)
     }
 
     fn scrape(&self, req: &Request) -> Response {
@@ -440,17 +426,23 @@ impl Service {
         }
     }
 
-    fn push(&self, req: &Request, job: &[u8], job_base64: bool, rest: &[u8]) -> Response {
+    fn push(
+        &self,
+        req: &Request,
+        job: &[u8],
+        job_base64: bool,
+        rest: &[u8],
+    ) -> Result<Response, Refusal> {
         let now = SystemTime::now();
         let key = match GroupingKey::parse(job, job_base64, rest, self.settings.utf8_names) {
             Ok(k) => k,
             // No group can have such a key, so there is nothing to delete (as in Go).
             Err(GroupingError::NotUtf8 { .. }) if req.method == "DELETE" => {
-                return Response::empty(202);
+                return Ok(Response::empty(202));
             }
             Err(e) => {
                 log::debug!("bad grouping key in {} {}: {e}", req.method, req.path);
-                return Response::error(400, &e.to_string());
+                return Err(e.into());
             }
         };
         // Only read in durable mode: the number of the last change before this one.
@@ -460,10 +452,8 @@ impl Service {
             0
         };
         if req.method == "DELETE" {
-            return match self.store.delete(&key) {
-                Ok(()) => self.settled(before, Response::empty(202)),
-                Err(e) => Response::error(503, &e.to_string()),
-            };
+            self.store.delete(&key).map_err(|e| self.refused(e))?;
+            return Ok(self.settled(before, Response::empty(202)));
         }
         let parsed = if req.header("content-type").is_some_and(is_protobuf) {
             match proto::decode_delimited_limited(
@@ -473,7 +463,7 @@ impl Service {
             ) {
                 Ok(d) if d.invalid.is_empty() => Ok(d.families),
                 Ok(d) => Err(self.store.refuse(&key, d.invalid, now)),
-                Err(e) => return Response::error(400, &e.to_string()),
+                Err(e) => return Err(wire::Error::from(e).into()),
             }
         } else {
             match parse::parse_text_limited(
@@ -487,7 +477,7 @@ impl Service {
                         "failed to parse text: {e} (source {})",
                         req.remote.as_deref().unwrap_or("-")
                     );
-                    return Response::error(400, &e.to_string());
+                    return Err(wire::Error::from(e).into());
                 }
             }
         };
@@ -508,17 +498,13 @@ impl Service {
             );
         }
         let response = match (result, self.settings.disable_consistency_check) {
-            (Err(PushError::Closed), _) => {
-                return Response::error(503, &PushError::Closed.to_string());
-            }
+            (Err(PushError::Closed), _) => return Err(self.refused(PushError::Closed)),
             // Without the check the Go gateway acknowledges before applying, so the
             // outcome never reaches the client.
             (_, true) => Response::empty(202),
             (Ok(()), false) => Response::empty(200),
-            (Err(e), false) => {
-                Response::error(400, &e.message(self.settings.limits.max_error_lines))
-            }
+            (Err(e), false) => self.refused(e).into(),
         };
-        self.settled(before, response)
+        Ok(self.settled(before, response))
     }
 }

@@ -1,5 +1,6 @@
 //! An answer as the handlers give it: status, headers, body, and whether it waits for the disk.
 
+use crate::http::refusal::Refusal;
 use crate::model::metric::Series;
 
 pub enum Body {
@@ -33,19 +34,6 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Body::Empty,
-            pending: None,
-        }
-    }
-
-    /// Go's `http.Error`: plain text, nosniff, message plus newline.
-    pub fn error(status: u16, msg: &str) -> Response {
-        Response {
-            status,
-            headers: vec![
-                ("Content-Type", "text/plain; charset=utf-8".into()),
-                ("X-Content-Type-Options", "nosniff".into()),
-            ],
-            body: Body::Bytes(format!("{msg}\n").into_bytes()),
             pending: None,
         }
     }
@@ -88,4 +76,28 @@ pub(super) fn cors_headers() -> Vec<(&'static str, String)> {
             "no-cache, no-store, must-revalidate".into(),
         ),
     ]
+}
+
+/// A refusal's answer: Go's `http.Error` (plain text, nosniff, the message and a newline),
+/// with `Allow` on a 405; a path that cannot be decoded gets Go's bare `400 Bad Request`.
+impl From<Refusal> for Response {
+    fn from(r: Refusal) -> Response {
+        let status = r.status();
+        if let Refusal::BadPath = r {
+            return Response::text(status, &r.message());
+        }
+        let mut headers = vec![
+            ("Content-Type", "text/plain; charset=utf-8".into()),
+            ("X-Content-Type-Options", "nosniff".into()),
+        ];
+        if let Refusal::MethodNotAllowed { allow } = r {
+            headers.push(("Allow", allow.into()));
+        }
+        Response {
+            status,
+            headers,
+            body: Body::Bytes(format!("{}\n", r.message()).into_bytes()),
+            pending: None,
+        }
+    }
 }

@@ -34,6 +34,7 @@ pub use record::Record;
 use record::encode;
 pub use replay::{Aside, Over, replay};
 
+use super::Error;
 use crate::store::Change;
 use std::fs::{self, File};
 use std::future::Future;
@@ -56,7 +57,7 @@ const FAILURES_KEPT: usize = 256;
 /// takes to answer a change only once it is on disk.
 pub type Settle = Box<dyn Fn(u64, u64) -> DurableFuture + Send + Sync>;
 
-pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
 
 enum Item {
     Change(u64, Change),
@@ -64,7 +65,7 @@ enum Item {
     /// A snapshot holding every change up to this one is on disk.
     Compact(u64),
     /// The snapshot cut at this change could not be written.
-    SnapshotFailed(u64, String),
+    SnapshotFailed(u64, Error),
 }
 
 #[derive(Default)]
@@ -73,7 +74,7 @@ struct Queue {
     /// Every change up to this number is decided: on disk, or failed.
     decided: u64,
     /// Decided changes that failed: first, last, why (merged, the latest kept).
-    failed: Vec<(u64, u64, String)>,
+    failed: Vec<(u64, u64, Error)>,
     shutdown: bool,
     /// The thread has stopped: every change it was given is decided.
     exited: bool,
@@ -84,7 +85,7 @@ struct Queue {
 
 impl Queue {
     /// The outcome for changes `after + 1 ..= upto`, once they are all decided.
-    fn outcome(&self, after: u64, upto: u64) -> Option<Result<(), String>> {
+    fn outcome(&self, after: u64, upto: u64) -> Option<Result<(), Error>> {
         if self.decided >= upto {
             if let Some((_, _, e)) = self
                 .failed
@@ -97,7 +98,7 @@ impl Queue {
             return Some(Ok(()));
         }
         if self.exited {
-            return Some(Err("the journal is closed".into()));
+            return Some(Err(Error::Closed));
         }
         None
     }
@@ -126,7 +127,7 @@ pub struct Durable {
 }
 
 impl Future for Durable {
-    type Output = Result<(), String>;
+    type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -157,7 +158,7 @@ impl Drop for Durable {
 
 /// Why the journal's chain is broken (a write failed), and how far healing got.
 struct Broken {
-    why: String,
+    why: Error,
     /// The snapshot cut at this change started a new file; its changes wait for it.
     healing: Option<u64>,
     /// Changes written to that new file, waiting for the snapshot: first, last.
@@ -215,8 +216,8 @@ impl Journal {
         generation: u64,
         start: Start,
     ) -> io::Result<Arc<Journal>> {
-        let mut broken = (!start.anchored).then(|| Broken {
-            why: "the persistence file could not be written at start".into(),
+        let mut broken = (!start.anchored).then_some(Broken {
+            why: Error::NotAnchored,
             healing: None,
             held: None,
         });
@@ -225,7 +226,7 @@ impl Journal {
             Err(e) => {
                 log::error!("could not start the persistence journal: {e}");
                 broken = Some(Broken {
-                    why: format!("could not start the persistence journal: {e}"),
+                    why: Error::Start(Arc::new(e)),
                     healing: None,
                     held: None,
                 });
@@ -293,7 +294,7 @@ impl Journal {
     }
 
     /// The snapshot cut at `seq` could not be written.
-    pub fn snapshot_failed(&self, seq: u64, why: String) {
+    pub fn snapshot_failed(&self, seq: u64, why: Error) {
         self.enqueue(Item::SnapshotFailed(seq, why));
     }
 
@@ -302,7 +303,7 @@ impl Journal {
     /// after its change, so it may wait for others' changes too: never for less than its
     /// own.)
     #[cfg(test)]
-    pub fn wait(&self, after: u64, upto: u64) -> Result<(), String> {
+    pub fn wait(&self, after: u64, upto: u64) -> Result<(), Error> {
         let mut q = self.lock();
         loop {
             if let Some(outcome) = q.outcome(after, upto) {
@@ -345,15 +346,15 @@ impl Journal {
     }
 
     /// Decides changes `lo..=hi`: failed with `why` if given.
-    fn decide(&self, lo: u64, hi: u64, failed: Option<&str>) {
+    fn decide(&self, lo: u64, hi: u64, failed: Option<&Error>) {
         if hi == 0 || lo > hi {
             return;
         }
         let mut q = self.lock();
         if let Some(why) = failed {
             match q.failed.last_mut() {
-                Some(last) if last.1 + 1 == lo && last.2 == why => last.1 = hi,
-                _ => q.failed.push((lo, hi, why.to_string())),
+                Some(last) if last.1 + 1 == lo && last.2 == *why => last.1 = hi,
+                _ => q.failed.push((lo, hi, why.clone())),
             }
             if q.failed.len() > FAILURES_KEPT {
                 q.failed.remove(0);
@@ -472,7 +473,7 @@ impl Journal {
                         {
                             b.healing = None;
                             if let Some((l, h)) = b.held.take() {
-                                let why = format!("{}; then {why}", b.why);
+                                let why = Error::Then(Box::new(b.why.clone()), Box::new(why));
                                 self.decide(l, h, Some(&why));
                             }
                         }
@@ -512,7 +513,7 @@ impl Journal {
                     b.held = Some(b.held.map_or((lo, hi), |(l, _)| (l, hi)));
                 }
                 Err(e) => {
-                    b.why = format!("could not write the persistence journal: {e}");
+                    b.why = Error::Write(Arc::new(e));
                     b.healing = None;
                     let held = b.held.take().map_or(lo, |(l, _)| l);
                     self.decide(held, hi, Some(&b.why));
@@ -522,7 +523,7 @@ impl Journal {
             None => match Self::append(cur, buf) {
                 Ok(()) => self.decide(lo, hi, None),
                 Err(e) => {
-                    let why = format!("could not write the persistence journal: {e}");
+                    let why = Error::Write(Arc::new(e));
                     log::error!(
                         "{why}; changes are refused with 500 until the persistence file holds them"
                     );
