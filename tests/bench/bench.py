@@ -25,6 +25,13 @@ the same run on the same machine:
                         after kill -9 to ready, (a) after a 10,000-series group
                         and 200 one-sample POSTs into it, (b) after G groups each
                         PUT twice; and the journal bytes it had to replay.
+  round 6 (instructions): our builds only, each under valgrind's callgrind: the
+                        instructions a request costs, which unlike wall-clock time
+                        does not move with the machine's load, so two builds compare
+                        to the percent: (instructions of a run with N requests less
+                        those of a run without them) / N, for a PUT of a new group, a
+                        PUT replacing a group, a one-sample POST into a 2,000-series
+                        group, and text, gzip and protobuf scrapes of 1,000 groups.
 
 Only the Python 3 standard library and the `wrk` binary are needed.  Progress
 goes to stderr; the table goes to stdout; `--json FILE` writes all figures.
@@ -581,13 +588,96 @@ def round_recovery(server, figures, cfg):
             variant.stop()
 
 
+CALLGRIND_REQUESTS = 400
+CALLGRIND_GROUPS = 1000
+CALLGRIND_SCRAPES = 20
+
+
+def callgrind_total(server, work, timeout):
+    """Instructions a whole run of `server` under callgrind took, `work(server)` included."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        probe = Server(server.name, f"valgrind --tool=callgrind --callgrind-out-file={out} "
+                       + server.template)
+        probe.start(ready_timeout=120)
+        try:
+            work(probe)
+        finally:
+            # Under valgrind the drain and final write are slow: give them time.
+            probe.proc.terminate()
+            try:
+                probe.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                probe.proc.kill()
+                probe.proc.wait()
+            probe.proc = None
+            probe.log_file.close()
+        for line in out.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("no totals in the callgrind output")
+
+
+def round_instructions(server, figures, cfg):
+    """Round 6: instructions per request under callgrind (our builds only)."""
+    if server.name == "go" or shutil.which("valgrind") is None:
+        return
+    timeout = cfg.timeout
+    n = CALLGRIND_REQUESTS
+
+    def puts(prefix, same):
+        def work(s):
+            client = s.client(timeout)
+            for i in range(n):
+                key = "same" if same else f"{prefix}{i}"
+                client.request("PUT", f"/metrics/job/cg/instance/{key}", push_body(i), PUSH_HEADERS)
+            client.close()
+        return work
+
+    def big_group(posts):
+        def work(s):
+            client = s.client(timeout)
+            body = "\n".join(f'big_series{{i="{i}"}} {i}' for i in range(2000)) + "\n"
+            client.request("PUT", "/metrics/job/cg/instance/big", body.encode(), PUSH_HEADERS)
+            for i in range(posts):
+                client.request("POST", "/metrics/job/cg/instance/big",
+                               f"big_post {i}\n".encode(), PUSH_HEADERS)
+            client.close()
+        return work
+
+    def scrapes(count, headers):
+        def work(s):
+            load_groups(s, CALLGRIND_GROUPS, 1, timeout, prefix="cg")
+            client = s.client(timeout)
+            for _ in range(count):
+                client.request("GET", "/metrics", headers=headers)
+            client.close()
+        return work
+
+    def cost(with_work, without_work, count):
+        return (callgrind_total(server, with_work, timeout)
+                - callgrind_total(server, without_work, timeout)) / count
+
+    idle = lambda s: None  # noqa: E731
+    figures["instructions"] = {
+        "put_new": cost(puts("n", False), idle, n),
+        "put_replace": cost(puts("r", True), idle, n),
+        "post_big": cost(big_group(n), big_group(0), n),
+        "scrape_text": cost(scrapes(CALLGRIND_SCRAPES, {}), scrapes(0, {}), CALLGRIND_SCRAPES),
+        "scrape_gzip": cost(scrapes(CALLGRIND_SCRAPES, {"Accept-Encoding": "gzip"}),
+                            scrapes(0, {}), CALLGRIND_SCRAPES),
+        "scrape_protobuf": cost(scrapes(CALLGRIND_SCRAPES, {"Accept": PROTOBUF_ACCEPT}),
+                                scrapes(0, {}), CALLGRIND_SCRAPES),
+    }
+
+
 def run_round(server, round_fn, figures, cfg):
     """Start `server` fresh, run one round into `figures`, and always stop it again.
 
     An error is recorded in figures["errors"] so the other servers still get measured.
     """
     try:
-        if round_fn not in (round_persist_wrk, round_modes, round_recovery):
+        if round_fn not in (round_persist_wrk, round_modes, round_recovery, round_instructions):
             server.start()
         round_fn(server, figures, cfg)
     except (OSError, RuntimeError, ValueError, http.client.HTTPException,
@@ -701,6 +791,12 @@ def mode_rows(g):
                  path_getter("recovery", "groups", "journal_bytes"), "size"))
     rows.append(("durable PUT req/s at 32 conns / memory only's",
                  lambda f: durable_share(f), "count"))
+    for key, what in (("put_new", "PUT of a new group"), ("put_replace", "PUT replacing a group"),
+                      ("post_big", "one-sample POST into a 2,000-series group"),
+                      ("scrape_text", f"text scrape of {CALLGRIND_GROUPS:,} groups"),
+                      ("scrape_gzip", f"gzip scrape of {CALLGRIND_GROUPS:,} groups"),
+                      ("scrape_protobuf", f"protobuf scrape of {CALLGRIND_GROUPS:,} groups")):
+        rows.append((f"instructions per {what}", path_getter("instructions", key), "size"))
     return rows
 
 
@@ -783,7 +879,7 @@ def parse_args(argv):
                              "(env PUSHGATEWAY_RUST_BIN; default target/release/pushgateway)")
     parser.add_argument("--before-bin", metavar="PATH",
                         help="also run this Rust build as server 'before' (e.g. the last release)")
-    parser.add_argument("--rounds", default="idle,store,persist,modes,recovery",
+    parser.add_argument("--rounds", default="idle,store,persist,modes,recovery,instructions",
                         help="comma-separated rounds to run (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="short run: G=1000, 3 s of wrk, 50 latency probes")
@@ -875,7 +971,8 @@ def main(argv):
     interrupted = False
     try:
         rounds = {"idle": round_idle_wrk, "store": round_store, "persist": round_persist_wrk,
-                  "modes": round_modes, "recovery": round_recovery}
+                  "modes": round_modes, "recovery": round_recovery,
+                  "instructions": round_instructions}
         chosen = [rounds[r] for r in args.rounds.split(",") if r in rounds]
         for round_fn in chosen:
             for server in servers:
