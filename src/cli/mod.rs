@@ -78,7 +78,7 @@ impl Config {
 fn defaults() -> Config {
     let mut c = Config::default();
     for f in FLAGS {
-        // Every default is checked to read by the `defaults` test.
+        // Every default is checked to read by `every_default_reads_and_only_a_list_repeats`.
         let _ = (f.access.set)(&mut c, f.default);
     }
     c
@@ -182,17 +182,23 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
         .iter()
         .filter_map(|nv| nv.split_once('='))
         .collect();
-    let mut c = Config::default();
-    for f in FLAGS {
-        let values: Vec<&str> = given
+    let values = |f: &flags::Flag| -> Vec<&str> {
+        given
             .iter()
             .filter(|(n, _)| *n == f.name)
             .map(|(_, v)| *v)
-            .collect();
-        if values.len() > 1 && f.kind != Kind::List {
-            // As kingpin: only a list flag may be given twice.
-            return Err(CliError(format!("flag '{}' cannot be repeated", f.name)));
-        }
+            .collect()
+    };
+    // As kingpin: only a list flag may be given twice (checked before any value is read).
+    if let Some(f) = FLAGS
+        .iter()
+        .find(|f| f.kind != Kind::List && values(f).len() > 1)
+    {
+        return Err(CliError(format!("flag '{}' cannot be repeated", f.name)));
+    }
+    let mut c = Config::default();
+    for f in FLAGS {
+        let values = values(f);
         if values.is_empty() {
             read(&mut c, f.name, f.default)?;
         }

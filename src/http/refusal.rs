@@ -2,7 +2,9 @@
 //!
 //! The lower layers' errors (`GroupingError`, `wire::Error`, `PushError`,
 //! `persist::Error`) come here whole; `status` and `message` are the only code that turns
-//! an error into an answer, so a status code is never chosen twice.
+//! an error into a status code and text, so none is chosen twice. The edge writes them as
+//! its own plain answers (`server::engine`), the handlers through `Response::from`.
+//! (The bridge's bare 500s are not refusals: tide failing us, which does not happen.)
 
 use crate::model::gospell::go_duration;
 use crate::model::grouping::GroupingError;
@@ -13,7 +15,8 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub enum Refusal {
-    // The edge, before a handler runs (each closes its connection).
+    // The edge, before a handler runs (each but `QueueFull` closes its connection;
+    // `Connections` is answered before HTTP is read at all).
     /// An HTTP/1.1 request without `Host`.
     NoHost,
     /// More than one `Host`.

@@ -50,10 +50,6 @@ fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
-fn too_big(limit: usize) -> Error {
-    Error::TooBig { limit }
-}
-
 /// Inflates one raw deflate stream from `data`; returns the bytes it used.
 /// Inflater state and output buffer, made once per body: a body of many tiny gzip
 /// members must not cost an allocation of ~100 KB each.
@@ -76,7 +72,7 @@ fn inflate_raw(
         pos += r.bytes_consumed;
         // Checked before growing: the output never holds more than the bound.
         if out.len() + r.bytes_written > limit {
-            return Err(too_big(limit));
+            return Err(Error::TooBig { limit });
         }
         out.extend_from_slice(&buf[..r.bytes_written]);
         match r.status {
@@ -237,7 +233,7 @@ fn unsnappy_block(block: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), E
     }
     let len = usize::try_from(len).map_err(|_| corrupt())?;
     if len > limit.saturating_sub(out.len()) {
-        return Err(too_big(limit));
+        return Err(Error::TooBig { limit });
     }
     let start = out.len();
     while p < block.len() {
@@ -324,7 +320,7 @@ pub fn unsnappy(data: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
                     unsnappy_block(payload, &mut out, limit)?;
                 } else {
                     if out.len() + payload.len() > limit {
-                        return Err(too_big(limit));
+                        return Err(Error::TooBig { limit });
                     }
                     out.extend_from_slice(payload);
                 }

@@ -172,9 +172,14 @@ async fn refuse(mut stream: TcpStream, conns: Conns) {
     let Some(_slot) = conns.refuse_slot() else {
         return;
     };
-    let msg = format!("{}\n", Refusal::Connections { cap: conns.cap() }.message());
+    let refusal = Refusal::Connections { cap: conns.cap() };
+    let msg = format!("{}\n", refusal.message());
+    let status = hyper::StatusCode::from_u16(refusal.status())
+        .unwrap_or(hyper::StatusCode::SERVICE_UNAVAILABLE);
     let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{msg}",
+        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{msg}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
         msg.len()
     );
     let _ = async_std::future::timeout(Duration::from_secs(1), async {

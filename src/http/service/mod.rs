@@ -368,7 +368,8 @@ impl Service {
         })
     }
 
-    /// A refused push, listing as many of its errors as the flag allows.
+    /// A refused push, listing as many of its errors as the flag allows (a DELETE or
+    /// wipe is only ever refused by a closed store: 503).
     fn refused(&self, e: PushError) -> Refusal {
         Refusal::Push(e, self.settings.limits.max_error_lines)
     }
