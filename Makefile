@@ -49,7 +49,7 @@ BENCH_ARGS ?=
 bench: release
 	python3 tests/bench/bench.py $(BENCH_ARGS)
 
-# The durable mode against kill -9, many times over (make test runs 3 rounds).
+# The durable mode against kill -9, many times over (make test runs 6 rounds).
 PGW_CRASH_ROUNDS ?= 25
 crash:
 	PGW_CRASH_ROUNDS=$(PGW_CRASH_ROUNDS) $(CARGO) test --test crash -- --nocapture

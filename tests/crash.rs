@@ -3,17 +3,30 @@
 //! random instant; after each restart every group must be as its last acknowledged change
 //! left it (or as the one change in flight at the kill would), so nothing acknowledged is
 //! lost and nothing unacknowledged or deleted comes back; the files must load cleanly.
+//! Groups are compared series for series, value for value; some rounds start with a wipe.
+//! The test fails if a request fails before the kill, if the daemon dies by itself or
+//! logs an error, or if a round acknowledges nothing. It prints its seed:
+//! `PGW_CRASH_SEED=N make crash` kills at the same instants again.
 //! `make crash` runs many rounds (PGW_CRASH_ROUNDS); `make test` a few.
 //! (PGW_CRASH_SYNC=interval shows the test failing without the durable mode.)
 
 mod common;
 
-use common::{Gateway, try_request};
+use common::{Gateway, TempDir, try_request};
 use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+
+/// This run's seed, named in every failure so that it can be rerun.
+static SEED: OnceLock<u64> = OnceLock::new();
+
+fn seed() -> u64 {
+    *SEED.get().unwrap_or(&0)
+}
 
 const PUTTERS: usize = 4;
 const PUTS_PER_ROUND: usize = 1000;
@@ -61,6 +74,7 @@ fn served(gw: &Gateway) -> (HashMap<String, State>, Vec<String>) {
     let text = gw.get("/metrics").text();
     let mut out = HashMap::new();
     let mut big_series: HashMap<String, usize> = HashMap::new();
+    let mut bad_values = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((name, rest)) = line.split_once('{') else {
             continue;
@@ -77,11 +91,24 @@ fn served(gw: &Gateway) -> (HashMap<String, State>, Vec<String>) {
             ("crash_value" | "crash_post" | "crash_del", Some(v)) => {
                 out.insert(job.to_string(), State::Present(v as i64));
             }
-            ("crash_big", _) => *big_series.entry(job.to_string()).or_default() += 1,
+            ("crash_big", Some(v)) => {
+                // Each big series keeps the value it was PUT with: crash_big{i="N"} N.
+                let i = rest
+                    .split("i=\"")
+                    .nth(1)
+                    .and_then(|l| l.split('"').next())
+                    .and_then(|i| i.parse::<f64>().ok());
+                if i == Some(v) {
+                    *big_series.entry(job.to_string()).or_default() += 1;
+                } else {
+                    bad_values.push(line.to_string());
+                }
+            }
+            (_, _) if name.starts_with("crash_") => bad_values.push(line.to_string()),
             _ => {}
         }
     }
-    let mut problems = Vec::new();
+    let mut problems = bad_values;
     for (job, n) in big_series {
         if n != BIG_SERIES {
             problems.push(format!("{job} has {n} of its {BIG_SERIES} series"));
@@ -93,9 +120,18 @@ fn served(gw: &Gateway) -> (HashMap<String, State>, Vec<String>) {
 /// Checks what is served against the model, then takes it as the new acknowledged state.
 fn check(gw: &Gateway, model: &Shared, round: usize) {
     let (served, problems) = served(gw);
-    assert!(problems.is_empty(), "round {round}: {problems:?}");
+    let seed = seed();
+    assert!(
+        problems.is_empty(),
+        "seed {seed}, round {round}: {problems:?}"
+    );
     let mut m = lock(model);
-    let mut wrong = Vec::new();
+    // A group served that no client ever sent: something came back from nowhere.
+    let mut wrong: Vec<String> = served
+        .iter()
+        .filter(|(job, _)| !m.groups.contains_key(*job))
+        .map(|(job, s)| format!("{job}: served {s:?}, never sent"))
+        .collect();
     for (job, (acked, in_flight)) in m.groups.iter_mut() {
         let now = served.get(job).cloned().unwrap_or(State::Absent);
         let acked_state = acked.clone().unwrap_or(State::Absent);
@@ -108,16 +144,17 @@ fn check(gw: &Gateway, model: &Shared, round: usize) {
         *in_flight = None;
     }
     wrong.sort();
-    assert!(wrong.is_empty(), "round {round}: {wrong:#?}");
+    assert!(wrong.is_empty(), "seed {seed}, round {round}: {wrong:#?}");
     assert!(
         !gw.log().contains("level=error"),
-        "round {round}: {}",
+        "seed {seed}, round {round}: {}",
         gw.log()
     );
 }
 
 fn start(file: &Path) -> Gateway {
     Gateway::start(&[
+        "--web.enable-admin-api",
         &format!("--persistence.file={}", file.display()),
         &format!(
             "--persistence.sync={}",
@@ -128,12 +165,29 @@ fn start(file: &Path) -> Gateway {
     ])
 }
 
-/// One request; `Some(true)` if acknowledged, `Some(false)` if refused, None once killed.
-fn send(port: u16, method: &str, path: &str, body: &[u8]) -> Option<bool> {
+/// Set just before the kill: a request that fails after it was cut short by the kill;
+/// one that fails before it is a failure of the daemon.
+static KILLING: AtomicBool = AtomicBool::new(false);
+
+/// One request: `Some(())` if acknowledged, None if the kill cut it short. Anything else
+/// (a refusal, or an error before the kill) fails the test.
+fn send(port: u16, method: &str, path: &str, body: &[u8]) -> Option<()> {
+    let killing = KILLING.load(Ordering::SeqCst);
     match try_request(port, method, path, &[], body) {
-        Ok(r) if (200..300).contains(&r.status) => Some(true),
-        Ok(r) => panic!("{method} {path} refused: {} {}", r.status, r.text()),
-        Err(_) => None,
+        Ok(r) if (200..300).contains(&r.status) => Some(()),
+        Ok(r) if !KILLING.load(Ordering::SeqCst) => panic!(
+            "seed {}: {method} {path} refused: {} {}",
+            seed(),
+            r.status,
+            r.text()
+        ),
+        Err(e) if !killing && !KILLING.load(Ordering::SeqCst) => {
+            panic!(
+                "seed {}: {method} {path} failed before the kill: {e}",
+                seed()
+            )
+        }
+        _ => None,
     }
 }
 
@@ -210,16 +264,24 @@ fn no_acknowledged_change_is_lost_to_kill_9() {
     let rounds: usize = std::env::var("PGW_CRASH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let dir = std::env::temp_dir().join(format!("pgw-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("pushgateway.data");
-    // xorshift, seeded from the clock: each run kills at other instants.
-    let mut x = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
+        .unwrap_or(6);
+    // Removed however the test ends.
+    let dir = TempDir::new("crash");
+    let file = dir.path("pushgateway.data");
+    // xorshift, seeded from the clock unless PGW_CRASH_SEED says: each run kills at other
+    // instants, and a failing run can be repeated.
+    let seed = std::env::var("PGW_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
         | 1;
+    SEED.get_or_init(|| seed);
+    println!("seed {seed} (PGW_CRASH_SEED={seed} make crash repeats this run's kills)");
+    let mut x = seed;
     let mut next = move || {
         x ^= x << 13;
         x ^= x >> 7;
@@ -228,9 +290,22 @@ fn no_acknowledged_change_is_lost_to_kill_9() {
     };
     let model: Shared = Arc::default();
     let mut report = Vec::new();
+    let mut wipes = 0;
     for round in 0..rounds {
-        let gw = start(&file);
+        let mut gw = start(&file);
         check(&gw, &model, round);
+        KILLING.store(false, Ordering::SeqCst);
+        // One round in three (after the first) starts with a wipe: every group is gone,
+        // and must stay gone after the kill unless a later change brings it back.
+        if round > 0 && next() % 3 == 0 {
+            let r = gw.request("PUT", "/api/v1/admin/wipe", &[], b"");
+            assert_eq!(r.status, 202, "seed {seed}: wipe: {}", r.text());
+            for (acked, _) in lock(&model).groups.values_mut() {
+                *acked = Some(State::Absent);
+            }
+            *lock(&model).acked.entry("group wipes").or_default() += 1;
+            wipes += 1;
+        }
         let before: usize = lock(&model).acked.values().sum();
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
@@ -252,12 +327,30 @@ fn no_acknowledged_change_is_lost_to_kill_9() {
         while started.elapsed() < kill_after {
             std::thread::sleep(Duration::from_millis(5));
         }
-        gw.stop("KILL");
+        if let Some(status) = gw.exited() {
+            panic!(
+                "seed {seed}, round {round}: the daemon died by itself ({status}): {}",
+                gw.log()
+            );
+        }
+        KILLING.store(true, Ordering::SeqCst);
+        let (status, log) = gw.stop("KILL");
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "seed {seed}, round {round}: ended otherwise than by the kill ({status}): {log}"
+        );
         stop.store(true, Ordering::Relaxed);
         for c in clients {
             c.join().expect("client");
         }
         let after: usize = lock(&model).acked.values().sum();
+        // A daemon hanging on its journal acknowledges nothing: a round that long must.
+        assert!(
+            after > before || kill_after < Duration::from_millis(100),
+            "seed {seed}, round {round}: nothing acknowledged in {} ms",
+            kill_after.as_millis()
+        );
         report.push(format!(
             "round {round}: killed after {} ms, {} changes acknowledged",
             kill_after.as_millis(),
@@ -270,10 +363,9 @@ fn no_acknowledged_change_is_lost_to_kill_9() {
     let mut kinds: Vec<String> = m.acked.iter().map(|(k, n)| format!("{n} {k}")).collect();
     kinds.sort();
     println!(
-        "{}\n{rounds} kills; acknowledged and found after restart: {}",
+        "{}\n{rounds} kills ({wipes} rounds after a wipe); acknowledged and found after restart: {}",
         report.join("\n"),
         kinds.join(", ")
     );
     drop(gw);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -209,6 +209,11 @@ impl Gateway {
         (status, log)
     }
 
+    /// The gateway's exit status if it has exited (by itself, or by a signal sent).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Sends `signal` without waiting.
     pub fn signal(&self, signal: &str) {
         send_signal(self.child.id(), signal);
