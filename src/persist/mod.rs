@@ -1,15 +1,14 @@
 //! Persistence: loads the file (and replays the journal) at start, writes it on upstream's schedule, on SIGHUP and at shutdown, and makes pushes wait for the journal in durable mode.
 //!
-//! Schedule (the Go gateway's): after a change, a write is due one interval after the
-//! start of the previous write (or of the process), at once if that is past; so at most
-//! one write per interval, and none without changes. Writes run on their own thread
-//! from a consistent cut of the store (pointer copies under the lock, the encoding
-//! outside it), so they never hold up pushes or scrapes.
+//! When a write is due is `schedule`'s. Writes run on their own thread from a consistent
+//! cut of the store (pointer copies under the lock, the encoding outside it), so they
+//! never hold up pushes or scrapes.
 
 pub mod datafile;
 mod error;
 pub(crate) mod gob;
 pub(crate) mod journal;
+pub mod schedule;
 
 use crate::store::Store;
 pub use error::Error;
@@ -37,8 +36,7 @@ struct Flags {
     failed: bool,
 }
 
-/// Writes asked for by the journal or a failure are spaced at least this much.
-const MIN_SPACING: Duration = Duration::from_secs(1);
+use schedule::{MIN_SPACING, Pending};
 
 struct Shared {
     opts: Options,
@@ -56,6 +54,8 @@ struct Shared {
     asides: Mutex<(Vec<journal::Aside>, bool)>,
     /// Journal files that could not be renamed aside: never removed.
     protected: journal::Protected,
+    /// Writes that reached the disk, for whoever waits for one (`Persister::writes`).
+    written: std::sync::atomic::AtomicU64,
 }
 
 pub struct Persister {
@@ -283,6 +283,8 @@ impl Shared {
         }
         match datafile::write_atomically(&target, &bytes) {
             Ok(()) => {
+                self.written
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 log::info!(
                     "metrics persisted: file={} groups={group_count} bytes={} took={:?}",
                     target.display(),
@@ -358,26 +360,26 @@ impl Shared {
         let mut retry: Option<Duration> = failed.then_some(MIN_SPACING);
         loop {
             let mut f = self.flags.lock().unwrap_or_else(|e| e.into_inner());
-            while !f.dirty && !f.now && !f.shutdown && retry.is_none() {
-                f = self.wake.wait(f).unwrap_or_else(|e| e.into_inner());
-            }
-            // A change: wait out the rest of the interval, unless told to write now
-            // (and even then, writes are spaced, so a failing disk is not hammered).
             loop {
-                let wait = match retry {
-                    Some(r) => r.min(self.opts.interval),
-                    None if f.now => MIN_SPACING.min(self.opts.interval),
-                    None => self.opts.interval,
+                let pending = Pending {
+                    dirty: f.dirty,
+                    now: f.now,
+                    shutdown: f.shutdown,
+                    retry,
                 };
-                let left = (last_start + wait).saturating_duration_since(Instant::now());
-                if f.shutdown || left.is_zero() {
-                    break;
-                }
-                f = self
-                    .wake
-                    .wait_timeout(f, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                f = match schedule::due(last_start, self.opts.interval, &pending) {
+                    None => self.wake.wait(f).unwrap_or_else(|e| e.into_inner()),
+                    Some(at) => {
+                        let left = at.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        self.wake
+                            .wait_timeout(f, left)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
+                };
             }
             let shutdown = f.shutdown;
             f.dirty = false;
@@ -387,7 +389,7 @@ impl Shared {
             retry = if self.write() {
                 None
             } else {
-                Some(retry.map_or(MIN_SPACING, |r| r * 2))
+                Some(schedule::next_retry(retry, self.opts.interval))
             };
             if shutdown {
                 return;
@@ -416,6 +418,7 @@ impl Persister {
             keep_bad: Mutex::new(loaded.bad),
             asides: Mutex::new((loaded.asides, false)),
             protected: journal::Protected::default(),
+            written: Default::default(),
         });
         if durable {
             // A journal must follow a file on disk that the next start will replay it
@@ -472,6 +475,14 @@ impl Persister {
         Some(Box::new(move |after, upto| {
             Box::pin(j.wait_async(after, upto))
         }))
+    }
+
+    /// How many writes of the file have reached the disk: what a caller of `write_now`
+    /// waits on.
+    pub fn writes(&self) -> u64 {
+        self.shared
+            .written
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Writes the file as soon as possible (SIGHUP).

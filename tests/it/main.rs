@@ -6,6 +6,7 @@ mod common;
 
 mod bad_input;
 mod handlers;
+mod inproc;
 mod layers;
 mod persistence;
 mod process;
@@ -15,3 +16,4 @@ mod tutorial;
 mod ui;
 mod utf8;
 mod wire;
+mod writes;
