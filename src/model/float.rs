@@ -94,8 +94,13 @@ pub fn parse_go(s: &str) -> Option<f64> {
     if v.is_infinite() && !special {
         return None; // ErrRange in Go
     }
-    Some(v)
+    // Go's ParseFloat("NaN") is math.NaN(), whose bits differ from Rust's NaN; protobuf
+    // scrapes carry the bits, so a text NaN is stored as Go stores it.
+    Some(if v.is_nan() { GO_NAN } else { v })
 }
+
+/// Go's `math.NaN()`: `Float64frombits(0x7FF8000000000001)`.
+pub const GO_NAN: f64 = f64::from_bits(0x7FF8_0000_0000_0001);
 
 #[cfg(test)]
 mod tests {
@@ -149,6 +154,7 @@ mod tests {
         }
         assert!(parse_go("nan").is_some_and(f64::is_nan));
         assert!(parse_go("NaN").is_some_and(f64::is_nan));
+        assert_eq!(parse_go("NaN").map(f64::to_bits), Some(GO_NAN.to_bits()));
         for bad in [
             "", "1_000", "0x10", "0x1p3", "1e999", "-1e999", "+nan", "-NaN", "infin", "1\r", "1 ",
             "e5", ".",

@@ -378,3 +378,140 @@ fn native_histograms_pass_through_protobuf_and_show_as_classic_text() {
         "native fields lost"
     );
 }
+
+/// The families of a delimited protobuf scrape, by name, each as its bytes (length prefix
+/// included).
+fn families(mut body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    fn varint(b: &[u8]) -> (u64, usize) {
+        let (mut v, mut i) = (0u64, 0);
+        while i < b.len() && i < 10 {
+            v |= u64::from(b[i] & 0x7f) << (7 * i);
+            i += 1;
+            if b[i - 1] & 0x80 == 0 {
+                break;
+            }
+        }
+        (v, i)
+    }
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        let (len, n) = varint(body);
+        let end = n + len as usize;
+        let message = &body[n..end];
+        // Field 1 (name, length-delimited) comes first in both encoders.
+        assert_eq!(message[0], 0x0a, "a family starting with its name");
+        let (name_len, m) = varint(&message[1..]);
+        let name = String::from_utf8_lossy(&message[1 + m..1 + m + name_len as usize]).into();
+        out.push((name, body[..end].to_vec()));
+        body = &body[end..];
+    }
+    out
+}
+
+/// The families both gateways serve alike: the pushed ones, less the push times (which
+/// differ by when each gateway got the push) and the gateways' own.
+fn comparable(body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    families(body)
+        .into_iter()
+        .filter(|(n, _)| {
+            !n.starts_with("go_")
+                && !n.starts_with("process_")
+                && !n.starts_with("pushgateway_")
+                && n != "push_time_seconds"
+                && n != "push_failure_time_seconds"
+        })
+        .collect()
+}
+
+/// The self-metric lines both gateways count alike.
+fn instrumentation(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| {
+            l.starts_with("pushgateway_http_requests_total{")
+                || l.starts_with("pushgateway_http_push_size_bytes")
+                || l.starts_with("pushgateway_http_push_duration_seconds_count")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn protobuf_scrapes_match_the_go_gateway_whole() {
+    if !common::needs(
+        "protobuf_scrapes_match_the_go_gateway_whole",
+        &["prometheus-pushgateway"],
+    ) {
+        return;
+    }
+    let dir = common::TempDir::new("proto-go");
+    let go = common::GoGateway::start(&dir.path("go.data"));
+    let gw = Gateway::start(&[]);
+    // Both groups give a family the same HELP: Go picks one of differing HELPs at random.
+    let pushes: [(&str, &str, &str); 7] = [
+        (
+            "PUT",
+            "/metrics/job/a/instance/x",
+            "# HELP c A counter, \\\\ and \\n.\n# TYPE c counter\nc{l=\"q\\\"\\\\\\n\"} 7\n# TYPE g gauge\ng -1.5e-7\n",
+        ),
+        (
+            "PUT",
+            "/metrics/job/b",
+            "# HELP c A counter, \\\\ and \\n.\n# TYPE c counter\nc{l=\"2\"} 1e+300\n# TYPE s summary\ns{quantile=\"0.5\"} NaN\ns{quantile=\"0.99\"} +Inf\ns_sum 3\ns_count 2\n",
+        ),
+        (
+            "POST",
+            "/metrics/job/b",
+            "# TYPE h histogram\nh_bucket{le=\"0.1\"} 1\nh_bucket{le=\"+Inf\"} 4\nh_sum 2.5\nh_count 4\nu{z=\"\"} 3\n",
+        ),
+        ("PUT", "/metrics/job@base64/Zm9vL2Jhcg", "w 1\n"),
+        ("PUT", "/metrics/job@base64/YS9i/x@base64/", "w 2\n"),
+        ("DELETE", "/metrics/job@base64/Zm9vL2Jhcg", ""),
+        ("PUT", "/metrics/job/c", "u 12\n"),
+    ];
+    for (method, path, body) in pushes {
+        let ours = gw.request(method, path, &[], body.as_bytes());
+        let theirs = common::try_request(go.port, method, path, &[], body.as_bytes())
+            .expect("the Go gateway answers");
+        assert_eq!(ours.status, theirs.status, "{method} {path}");
+    }
+    // Go answers a DELETE before applying it; its queue is in order, so a change answered
+    // after it was applied after it.
+    for (name, headers) in [
+        ("protobuf", vec![("Accept", PROTO_CT)]),
+        (
+            "protobuf, gzip",
+            vec![("Accept", PROTO_CT), ("Accept-Encoding", "gzip")],
+        ),
+    ] {
+        let ours = gw.request("GET", "/metrics", &headers, b"");
+        let theirs = common::try_request(go.port, "GET", "/metrics", &headers, b"")
+            .expect("the Go gateway answers");
+        assert_eq!(
+            ours.header("content-type"),
+            theirs.header("content-type"),
+            "{name}"
+        );
+        assert_eq!(
+            ours.header("content-encoding"),
+            theirs.header("content-encoding"),
+            "{name}"
+        );
+        let body = |r: &common::Response| {
+            if r.header("content-encoding") == Some("gzip") {
+                gunzip(&r.body)
+            } else {
+                r.body.clone()
+            }
+        };
+        let (ours, theirs) = (comparable(&body(&ours)), comparable(&body(&theirs)));
+        assert!(ours.len() >= 5, "{name}: {ours:?}");
+        assert_eq!(ours, theirs, "{name}: the families differ");
+    }
+    let ours = instrumentation(&gw.get("/metrics").text());
+    assert!(ours.len() >= 10, "{ours:?}");
+    assert_eq!(
+        ours,
+        instrumentation(&go.get("/metrics")),
+        "the gateways count requests, push sizes and durations differently"
+    );
+}
