@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release/pushgateway
 
-.PHONY: run build release test check test-deps lint unit bench crash abuse conformance dist dist-deps deb-test clean fuzz fuzz-build fuzz-smoke
+.PHONY: run build release test check test-deps lint unit release-tests bench crash abuse conformance dist dist-deps deb-test clean fuzz fuzz-build fuzz-smoke mutants
 
 run: release
 	./$(BIN)
@@ -38,8 +38,13 @@ lint:
 unit:
 	PGW_REQUIRE_TOOLS=1 $(CARGO) test
 
-# Every test: lint, unit and integration tests, then the packages end to end.
-test: check fuzz-smoke deb-test
+# The integration tests and the crash test again against the binary that ships: the
+# release profile (LTO, opt-level s, panic = abort).
+release-tests:
+	PGW_REQUIRE_TOOLS=1 $(CARGO) test --release --test it --test crash
+
+# Every test: lint, unit and integration tests (debug and release), then the packages end to end.
+test: check release-tests fuzz-smoke deb-test
 
 # The quick loop: everything but the packages.
 check: test-deps lint unit
@@ -52,7 +57,7 @@ bench: release
 # The durable mode against kill -9, many times over (make test runs 6 rounds).
 PGW_CRASH_ROUNDS ?= 25
 crash:
-	PGW_CRASH_ROUNDS=$(PGW_CRASH_ROUNDS) $(CARGO) test --test crash -- --nocapture
+	PGW_CRASH_ROUNDS=$(PGW_CRASH_ROUNDS) $(CARGO) test --release --test crash -- --nocapture
 
 # The HTTP edge under abuse, with 20 SIGTERM rounds and every figure printed (make test
 # runs the same cases with 3 rounds).
