@@ -65,6 +65,16 @@ PGW_ABUSE_ROUNDS ?= 20
 abuse:
 	PGW_REQUIRE_TOOLS=1 PGW_ABUSE_ROUNDS=$(PGW_ABUSE_ROUNDS) $(CARGO) test --release --test abuse -- --nocapture
 
+# Mutation testing (cargo-mutants, installed from crates.io when missing; a tool, not a
+# dependency) of the modules whose tests must catch every change. A survivor is killed by
+# a new test or excluded, with its reason, in .cargo/mutants.toml. The report is in
+# mutants.out/. MUTANTS_FILES chooses the files; MUTANTS_ARGS adds options (-j 2, -f ...).
+MUTANTS_FILES ?= src/store/*.rs src/persist/*.rs src/persist/journal/*.rs src/wire/parse/*.rs src/wire/proto/*.rs src/model/grouping.rs
+MUTANTS_ARGS ?=
+mutants:
+	@command -v cargo-mutants >/dev/null 2>&1 || $(CARGO) install --locked cargo-mutants
+	$(CARGO) mutants --no-shuffle $(foreach f,$(MUTANTS_FILES),--file '$(f)') --exclude '*/tests.rs' $(MUTANTS_ARGS)
+
 # Cross-check against the Go gateway's recorded answers (needs ../shared, not part of the repo).
 conformance: release
 	./tests/conformance.sh

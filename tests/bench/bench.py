@@ -222,14 +222,14 @@ class Server:
         """Return a new keep-alive client for this server."""
         return Client(self.port, timeout)
 
-    def stop(self):
-        """Terminate the server (SIGTERM, then SIGKILL after 5 s) and drop its log."""
+    def stop(self, grace=5):
+        """Terminate the server (SIGTERM, then SIGKILL after `grace` s) and drop its log."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=5)
+                self.proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -603,15 +603,8 @@ def callgrind_total(server, work, timeout):
         try:
             work(probe)
         finally:
-            # Under valgrind the drain and final write are slow: give them time.
-            probe.proc.terminate()
-            try:
-                probe.proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                probe.proc.kill()
-                probe.proc.wait()
-            probe.proc = None
-            probe.log_file.close()
+            # Under valgrind the drain and the final write are slow: give them time.
+            probe.stop(grace=120)
         for line in out.read_text(errors="replace").splitlines():
             if line.startswith(("summary:", "totals:")):
                 return int(line.split()[1])
