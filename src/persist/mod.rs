@@ -339,11 +339,19 @@ impl Shared {
     fn set_asides_aside(&self) {
         let pending = std::mem::take(&mut self.asides.lock().unwrap_or_else(|e| e.into_inner()).0);
         for a in pending {
+            let (path, why) = (a.path.display(), &a.why);
             match a.apply() {
-                Ok(Some(line)) => log::error!("persistence journal: {line}"),
+                Ok(Some(to)) => {
+                    log::error!(
+                        "persistence journal: {path} {why}; kept as {}",
+                        to.display()
+                    );
+                }
                 Ok(None) => {}
-                Err(line) => {
-                    log::error!("persistence journal: {line}");
+                Err(e) => {
+                    log::error!(
+                        "persistence journal: {path} {why}; it could not be renamed aside ({e}), is left as it is and is never removed"
+                    );
                     self.protected
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())

@@ -46,25 +46,13 @@ pub struct Aside {
 }
 
 impl Aside {
-    /// Renames the file aside: the log line saying where it is kept, or why it stays;
-    /// `Ok(None)` if it is no longer there (renamed aside already).
-    pub fn apply(&self) -> Result<Option<String>, String> {
+    /// Renames the file aside: where it is kept, or `Ok(None)` if it is no longer there
+    /// (renamed aside already).
+    pub fn apply(&self) -> std::io::Result<Option<PathBuf>> {
         if self.id.is_none() || file_id(&self.path) != self.id {
             return Ok(None);
         }
-        match datafile::set_aside(&self.path, self.suffix) {
-            Ok(to) => Ok(Some(format!(
-                "{} {}; kept as {}",
-                self.path.display(),
-                self.why,
-                to.display()
-            ))),
-            Err(e) => Err(format!(
-                "{} {}; it could not be renamed aside ({e}), is left as it is and is never removed",
-                self.path.display(),
-                self.why
-            )),
-        }
+        datafile::set_aside(&self.path, self.suffix).map(Some)
     }
 }
 
