@@ -31,7 +31,8 @@ the same run on the same machine:
                         to the percent: (instructions of a run with N requests less
                         those of a run without them) / N, for a PUT of a new group, a
                         PUT replacing a group, a one-sample POST into a 2,000-series
-                        group, and text, gzip and protobuf scrapes of 1,000 groups.
+                        group (these three in memory, the first and third durable too),
+                        and text, gzip and protobuf scrapes of 1,000 groups.
 
 Only the Python 3 standard library and the `wrk` binary are needed.  Progress
 goes to stderr; the table goes to stdout; `--json FILE` writes all figures.
@@ -593,13 +594,12 @@ CALLGRIND_GROUPS = 1000
 CALLGRIND_SCRAPES = 20
 
 
-def callgrind_total(server, work, timeout):
-    """Instructions a whole run of `server` under callgrind took, `work(server)` included."""
+def callgrind_total(name, template, work):
+    """Instructions a whole run of `template` under callgrind took, `work(server)` included."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        probe = Server(server.name, f"valgrind --tool=callgrind --callgrind-out-file={out} "
-                       + server.template)
-        probe.start(ready_timeout=120)
+        probe = Server(name, f"valgrind --tool=callgrind --callgrind-out-file={out} " + template)
+        probe.start(file=os.path.join(tmp, "pushgateway.data"), ready_timeout=120)
         try:
             work(probe)
         finally:
@@ -647,15 +647,19 @@ def round_instructions(server, figures, cfg):
             client.close()
         return work
 
-    def cost(with_work, without_work, count):
-        return (callgrind_total(server, with_work, timeout)
-                - callgrind_total(server, without_work, timeout)) / count
+    durable = server.modes.get("durable", "").replace("{interval}", "5m")
+
+    def cost(with_work, without_work, count, template=server.template):
+        return (callgrind_total(server.name, template, with_work)
+                - callgrind_total(server.name, template, without_work)) / count
 
     idle = lambda s: None  # noqa: E731
     figures["instructions"] = {
         "put_new": cost(puts("n", False), idle, n),
         "put_replace": cost(puts("r", True), idle, n),
         "post_big": cost(big_group(n), big_group(0), n),
+        "durable_put": cost(puts("d", False), idle, n, durable) if durable else None,
+        "durable_post_big": cost(big_group(n), big_group(0), n, durable) if durable else None,
         "scrape_text": cost(scrapes(CALLGRIND_SCRAPES, {}), scrapes(0, {}), CALLGRIND_SCRAPES),
         "scrape_gzip": cost(scrapes(CALLGRIND_SCRAPES, {"Accept-Encoding": "gzip"}),
                             scrapes(0, {}), CALLGRIND_SCRAPES),
@@ -786,6 +790,8 @@ def mode_rows(g):
                  lambda f: durable_share(f), "count"))
     for key, what in (("put_new", "PUT of a new group"), ("put_replace", "PUT replacing a group"),
                       ("post_big", "one-sample POST into a 2,000-series group"),
+                      ("durable_put", "PUT of a new group, durable"),
+                      ("durable_post_big", "one-sample POST into a 2,000-series group, durable"),
                       ("scrape_text", f"text scrape of {CALLGRIND_GROUPS:,} groups"),
                       ("scrape_gzip", f"gzip scrape of {CALLGRIND_GROUPS:,} groups"),
                       ("scrape_protobuf", f"protobuf scrape of {CALLGRIND_GROUPS:,} groups")):
