@@ -118,6 +118,26 @@ mod tests {
     }
 
     #[test]
+    fn a_write_asked_for_now_waits_a_second_from_the_last_and_no_more() {
+        let t = Instant::now();
+        let interval = Duration::from_secs(300);
+        let now = Pending {
+            now: true,
+            dirty: true,
+            ..Pending::default()
+        };
+        assert_eq!(due(t, interval, &now), Some(t + Duration::from_secs(1)));
+        // Never later than the interval, when that is shorter.
+        let short = Duration::from_millis(100);
+        assert_eq!(due(t, short, &now), Some(t + short));
+        let retry = Pending {
+            retry: Some(Duration::from_secs(8)),
+            ..now
+        };
+        assert_eq!(due(t, interval, &retry), Some(t + Duration::from_secs(8)));
+    }
+
+    #[test]
     fn shutdown_writes_at_once() {
         let events = [(5, Event::Change), (7, Event::Shutdown)];
         assert_eq!(simulate(300, &events, 3600), [7]);
@@ -133,7 +153,7 @@ mod tests {
             (200, Event::Failing(false)),
         ];
         // Due at 60 (the interval), then retried 1, 2, 4, 8, 16, 32 s later, then at the
-        // interval; once the disk is back, the write at 200 succeeds and nothing follows.
+        // interval; the disk is back at 200, so the try at 243 succeeds and nothing follows.
         assert_eq!(
             simulate(60, &events, 3600),
             [60, 61, 63, 67, 75, 91, 123, 183, 243]

@@ -138,8 +138,9 @@ fn sighup_and_quit_write_the_file() {
     let gw = Gateway::start(&[&file_arg(&file), "--web.enable-lifecycle"]);
     assert_eq!(gw.put("/metrics/job/hup", "m 1\n").status, 200);
     // The default interval is 5 minutes: the change waits for it (or for SIGHUP). A
-    // write within this half second would be one before its time.
-    std::thread::sleep(Duration::from_millis(500));
+    // write within these 1.3 s (past the 1 s spacing of writes asked for now) would be
+    // one before its time.
+    std::thread::sleep(Duration::from_millis(1300));
     assert!(!file.exists(), "a change was written before its interval");
     gw.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
