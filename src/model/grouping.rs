@@ -238,6 +238,43 @@ impl PartialOrd for GroupingKey {
 mod tests {
     use super::*;
 
+    fn from(labels: &[(&str, &str)], utf8: bool) -> Result<GroupingKey, GroupingError> {
+        let labels = labels
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        GroupingKey::from_labels(labels, utf8)
+    }
+
+    #[test]
+    fn keys_read_from_a_file_are_checked_like_push_paths() {
+        let improper = |labels: &[(&str, &str)], utf8: bool| {
+            matches!(from(labels, utf8), Err(GroupingError::ImproperName(_)))
+        };
+        // Legacy names: a valid name, not reserved.
+        assert!(from(&[("job", "a"), ("x", "1")], false).is_ok());
+        assert!(improper(&[("job", "a"), ("a.b", "1")], false));
+        assert!(improper(&[("job", "a"), ("__x", "1")], false));
+        // UTF-8 names: any name but an empty or reserved one, kept in stored form.
+        let k = from(&[("job", "a"), ("a.b", "1")], true).expect("a UTF-8 name");
+        assert_eq!(k.get("U__a_2e_b"), Some("1"));
+        assert!(improper(&[("job", "a"), ("", "1")], true));
+        assert!(improper(&[("job", "a"), ("__x", "1")], true));
+        // A job, not empty.
+        for labels in [&[("x", "1")][..], &[("job", ""), ("x", "1")][..]] {
+            assert!(matches!(
+                from(labels, false),
+                Err(GroupingError::JobRequired)
+            ));
+        }
+    }
+
+    #[test]
+    fn the_go_map_key_separates_every_name_and_value() {
+        let k = from(&[("job", "a"), ("instance", "x")], false).expect("a key");
+        assert_eq!(k.id(), b"instance\xffx\xffjob\xffa");
+    }
+
     fn key(job: &str, rest: &str) -> Result<Vec<(String, String)>, String> {
         GroupingKey::parse(job.as_bytes(), false, rest.as_bytes(), false)
             .map(|k| {
