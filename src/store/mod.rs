@@ -518,6 +518,44 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_restore_drops_the_families_a_patch_keeps() {
+        let s = Store::new();
+        let fams = |body: &'static str| -> Vec<(ParsedFamily<'static>, SystemTime)> {
+            parse_text(body.as_bytes())
+                .unwrap()
+                .into_iter()
+                .map(|f| (f, t(5)))
+                .collect()
+        };
+        let g = "{instance=\"\",job=\"j\"}";
+        s.restore(&key(""), fams("a 1\nb 1\n"), true).unwrap();
+        s.restore(&key(""), fams("a 2\n"), false).unwrap();
+        assert_eq!(
+            text(&s),
+            format!("# TYPE a untyped\na{g} 2\n# TYPE b untyped\nb{g} 1\n")
+        );
+        s.restore(&key(""), fams("a 3\n"), true).unwrap();
+        assert_eq!(text(&s), format!("# TYPE a untyped\na{g} 3\n"));
+    }
+
+    #[test]
+    fn a_closed_store_takes_no_change_not_even_a_failure_time() {
+        let s = Store::new();
+        push(&s, "", "a 1\n", Mode::Replace).unwrap();
+        let before = text(&s);
+        s.close();
+        assert_eq!(
+            s.refuse(&key(""), vec!["bad".into()], t(200)),
+            PushError::Closed
+        );
+        assert_eq!(push(&s, "", "a 2\n", Mode::Replace), Err(PushError::Closed));
+        assert_eq!(s.delete(&key("")), Err(PushError::Closed));
+        assert_eq!(text(&s), before);
+        let g = s.group(&key("")).unwrap();
+        assert_eq!(g.timestamp(PUSH_FAILURE_TIME), 0.0);
+    }
+
+    #[test]
     fn replace_add_delete() {
         let s = Store::new();
         push(&s, "", "a 1\nb 1\n", Mode::Replace).unwrap();
