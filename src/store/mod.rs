@@ -539,6 +539,17 @@ mod tests {
     }
 
     #[test]
+    fn a_series_another_group_holds_is_refused_even_when_the_pushing_group_exists() {
+        let s = Store::new();
+        // Group {job="j"} holds m{instance="i",job="j"}, the series group
+        // {instance="i",job="j"} would make of `m`.
+        push(&s, "", "m{instance=\"i\"} 1\n", Mode::Replace).unwrap();
+        push(&s, "/instance/i", "other 1\n", Mode::Replace).unwrap();
+        let err = push(&s, "/instance/i", "m 2\n", Mode::Add).unwrap_err();
+        assert!(err.to_string().contains("collected before"), "{err}");
+    }
+
+    #[test]
     fn a_closed_store_takes_no_change_not_even_a_failure_time() {
         let s = Store::new();
         push(&s, "", "a 1\n", Mode::Replace).unwrap();
