@@ -332,3 +332,23 @@ pub(super) fn check(
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Names;
+
+    #[test]
+    fn without_utf8_names_a_u_name_is_an_ordinary_name() {
+        let plain = Names(false);
+        assert_eq!(
+            plain.strip("U__a_2e_b__count", "_count").as_deref(),
+            Some("U__a_2e_b_")
+        );
+        assert_eq!(plain.append("U__a_2e_b", "_count"), "U__a_2e_b_count");
+        // With them, the suffix goes on the real name (`a.b` + `_count`).
+        let utf8 = Names(true);
+        let stored = utf8.append("U__a_2e_b", "_count");
+        assert_ne!(stored, "U__a_2e_b_count");
+        assert_eq!(utf8.strip(&stored, "_count").as_deref(), Some("U__a_2e_b"));
+    }
+}

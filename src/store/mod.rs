@@ -550,6 +550,18 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_collides_with_another_groups_count_but_not_with_its_own_which_its_put_removes() {
+        let summary = "# TYPE x summary\nx_sum 1\nx_count 1\n";
+        let s = Store::new();
+        push(&s, "", "x_count 1\n", Mode::Replace).unwrap();
+        push(&s, "", summary, Mode::Replace).unwrap();
+        let s = Store::new();
+        push(&s, "", "x_count 1\n", Mode::Replace).unwrap();
+        let err = push(&s, "/instance/i", summary, Mode::Replace).unwrap_err();
+        assert!(err.to_string().contains("collides"), "{err}");
+    }
+
+    #[test]
     fn a_closed_store_takes_no_change_not_even_a_failure_time() {
         let s = Store::new();
         push(&s, "", "a 1\n", Mode::Replace).unwrap();
