@@ -562,6 +562,17 @@ mod tests {
     }
 
     #[test]
+    fn an_error_list_at_its_bound_is_whole_and_past_it_says_how_many_more() {
+        let e = PushError::Inconsistent(vec!["a".into(), "b".into(), "c".into()]);
+        let head = "pushed metrics are invalid or inconsistent with existing metrics: 3 error(s) occurred:";
+        assert_eq!(e.message(3), format!("{head}\n* a\n* b\n* c"));
+        assert_eq!(
+            e.message(2),
+            format!("{head}\n* a\n* b\n* ... and 1 more (--push.max-error-lines)")
+        );
+    }
+
+    #[test]
     fn a_closed_store_takes_no_change_not_even_a_failure_time() {
         let s = Store::new();
         push(&s, "", "a 1\n", Mode::Replace).unwrap();
