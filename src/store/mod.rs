@@ -573,6 +573,20 @@ mod tests {
     }
 
     #[test]
+    fn groups_that_push_the_same_help_and_type_share_one_meta() {
+        let s = Store::new();
+        let body = "# HELP m Some help.\n# TYPE m gauge\nm 1\n";
+        push(&s, "/instance/a", body, Mode::Replace).unwrap();
+        push(&s, "/instance/b", body, Mode::Replace).unwrap();
+        let meta = |rest: &str| {
+            let g = s.group(&key(rest)).unwrap();
+            let f = g.families.iter().find(|f| f.name() == "m").unwrap();
+            f.meta.clone()
+        };
+        assert!(Arc::ptr_eq(&meta("/instance/a"), &meta("/instance/b")));
+    }
+
+    #[test]
     fn a_closed_store_takes_no_change_not_even_a_failure_time() {
         let s = Store::new();
         push(&s, "", "a 1\n", Mode::Replace).unwrap();
