@@ -467,6 +467,73 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
 mod tests {
     use super::*;
 
+    /// Seconds of CPU this process has used, read from /proc/self/stat here (fields 14
+    /// and 15, in ticks of 1/100 s), independently of `gather`.
+    fn cpu_seconds() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let rest = stat.rsplit_once(')').unwrap().1;
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0.0))
+            .collect();
+        (f[11] + f[12]) / 100.0
+    }
+
+    #[test]
+    fn process_figures_are_this_process_s() {
+        // CPU time to measure, and some system time with it.
+        let t0 = std::time::Instant::now();
+        let mut x = 0u64;
+        while t0.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            if x.is_multiple_of(4096) {
+                let _ = std::fs::read_to_string("/proc/self/stat");
+            }
+        }
+        let before = cpu_seconds();
+        let gathered = gather(&Instruments::default());
+        let after = cpu_seconds();
+        let value = |name: &str| {
+            let g = gathered.iter().find(|g| g.family.name == name).unwrap();
+            match g.metrics[0].value {
+                Value::Counter(v) | Value::Gauge(v) => v,
+                _ => panic!("{name} is not a counter or gauge"),
+            }
+        };
+        let cpu = value("process_cpu_seconds_total");
+        assert!(
+            cpu >= 0.2 && before <= cpu && cpu <= after,
+            "{before} <= {cpu} <= {after}"
+        );
+        let rss = value("process_resident_memory_bytes");
+        assert!(
+            (1024.0 * 1024.0..64.0 * 1024.0 * 1024.0 * 1024.0).contains(&rss),
+            "{rss}"
+        );
+        // The test binary started moments ago, not at boot, and not in the future.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let start = value("process_start_time_seconds");
+        assert!(
+            start <= now + 1.0 && start >= now - 600.0,
+            "{start} vs now {now}"
+        );
+    }
+
+    #[test]
+    fn goarch_is_go_s_spelling_of_this_build_s_architecture() {
+        let want = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        if matches!(std::env::consts::ARCH, "x86_64" | "aarch64") {
+            assert_eq!(go_arch(), want);
+        }
+    }
+
     #[test]
     fn table_is_sorted_for_binary_search() {
         assert!(OWN_FAMILIES.windows(2).all(|w| w[0].name < w[1].name));
