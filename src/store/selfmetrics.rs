@@ -467,27 +467,46 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
 mod tests {
     use super::*;
 
-    /// Seconds of CPU this process has used, read from /proc/self/stat here (fields 14
-    /// and 15, in ticks of 1/100 s), independently of `gather`.
-    fn cpu_seconds() -> f64 {
+    /// Seconds of user and of system CPU this process has used, read from /proc/self/stat
+    /// here (fields 14 and 15, in ticks of 1/100 s), independently of `gather`.
+    fn cpu() -> (f64, f64) {
         let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
         let rest = stat.rsplit_once(')').unwrap().1;
         let f: Vec<f64> = rest
             .split_whitespace()
             .map(|v| v.parse().unwrap_or(0.0))
             .collect();
-        (f[11] + f[12]) / 100.0
+        (f[11] / 100.0, f[12] / 100.0)
+    }
+
+    fn cpu_seconds() -> f64 {
+        let (user, system) = cpu();
+        user + system
     }
 
     #[test]
     fn process_figures_are_this_process_s() {
-        // CPU time to measure, and some system time with it.
-        let t0 = std::time::Instant::now();
+        // User and system time to measure (counted, not timed: a loaded machine gives
+        // less), so that a sum computed wrongly shows.
+        let ((user0, system0), deadline) = (
+            cpu(),
+            std::time::Instant::now() + std::time::Duration::from_secs(20),
+        );
         let mut x = 0u64;
-        while t0.elapsed() < std::time::Duration::from_millis(300) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
-            if x.is_multiple_of(4096) {
-                let _ = std::fs::read_to_string("/proc/self/stat");
+        while std::time::Instant::now() < deadline {
+            let (user, system) = cpu();
+            if user >= user0 + 0.25 && system >= system0 + 0.05 {
+                break;
+            }
+            if user < user0 + 0.25 {
+                for _ in 0..100_000 {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+            }
+            if system < system0 + 0.05 {
+                for _ in 0..100 {
+                    let _ = std::fs::read_to_string("/proc/self/status");
+                }
             }
         }
         let before = cpu_seconds();
