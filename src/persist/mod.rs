@@ -8,7 +8,7 @@ pub mod datafile;
 mod error;
 pub(crate) mod gob;
 pub(crate) mod journal;
-pub mod schedule;
+pub(crate) mod schedule;
 
 use crate::store::Store;
 pub use error::Error;
