@@ -123,12 +123,43 @@ fn a_restart_keeps_everything_and_changes_are_written_on_schedule() {
     assert_eq!(pushed(&gw.get("/metrics").text()), before);
     assert_eq!(gw.get("/api/v1/metrics").text(), api_before);
     assert!(!before.contains("job=\"b\""));
-    // No temporary file is left behind.
+    // The restart says what it restored.
+    let log = gw.log();
+    let restored = format!(
+        "restored persisted metrics: file={} groups=1 skipped=0 journal_changes=0",
+        file.display()
+    );
+    assert!(log.contains(&restored), "{log}");
+    // A change after a restart over a file that read whole replaces the file: no copy
+    // of it is kept as if it had been damaged, and no temporary file is left behind.
+    assert_eq!(gw.put("/metrics/job/c", "c 8\n").status, 200);
+    assert_eq!(gw.terminate().code(), Some(0));
     let names: Vec<String> = fs::read_dir(&dir.0)
         .expect("read dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, vec!["p.data".to_string()]);
+}
+
+#[test]
+fn a_persisted_group_the_flags_refuse_is_skipped_and_said_so() {
+    let dir = TempDir::new("skip");
+    let file = dir.path("p.data");
+    let gw = Gateway::start(&[&file_arg(&file), "--push.enable-utf8-names"]);
+    assert_eq!(gw.put("/metrics/job/u/U__a_2e_b/v", "m 1\n").status, 200);
+    assert_eq!(gw.terminate().code(), Some(0));
+    // Without UTF-8 names, the label `a.b` is not a valid grouping label: the group is
+    // skipped, the start goes on, and the log counts it.
+    let gw = Gateway::start(&[&file_arg(&file)]);
+    assert_eq!(pushed(&gw.get("/metrics").text()), "");
+    let (status, log) = gw.stop("TERM");
+    assert_eq!(status.code(), Some(0));
+    assert!(log.contains("skipped a persisted group"), "{log}");
+    let counted = format!(
+        "restored persisted metrics: file={} groups=0 skipped=1 journal_changes=0",
+        file.display()
+    );
+    assert!(log.contains(&counted), "{log}");
 }
 
 #[test]

@@ -166,7 +166,9 @@ fn a_post_into_a_big_group_journals_the_post_alone() {
     assert_eq!(gw.delete("/metrics/job/a").status, 202);
     assert_eq!(gw.put("/metrics/job/b", "v 1\n").status, 200);
     assert_eq!(gw.post("/metrics/job/b", "w 3\n").status, 200);
-    gw.stop("KILL");
+    let (_, log) = gw.stop("KILL");
+    // A start on nothing restores nothing and does not say it did.
+    assert!(!log.contains("restored persisted"), "{log}");
     let gw = durable(&file);
     assert_eq!(
         series(&gw, &["big", "v", "w"]),
@@ -175,6 +177,14 @@ fn a_post_into_a_big_group_journals_the_post_alone() {
             "w{instance=\"\",job=\"b\"} 3"
         ]
     );
+    // No file was written yet (the interval is 5 minutes): the five changes come from
+    // the journal alone, and the log counts them.
+    let log = gw.log();
+    let counted = format!(
+        "restored persisted metrics: file={} groups=1 skipped=0 journal_changes=5",
+        file.display()
+    );
+    assert!(log.contains(&counted), "{log}");
 }
 
 #[test]

@@ -261,3 +261,13 @@ fn error_text_keeps_the_go_prefix() {
         "text format parsing error in line 1, column 4: unexpected end of input stream"
     );
 }
+
+#[test]
+fn plain_comments_are_skipped_to_their_line_end() {
+    let fams = parse_text(b"# a plain comment\nm 1\n#another one\nn 2\n# x y z\n").unwrap();
+    let names: Vec<&str> = fams.iter().map(|f| f.name.as_ref()).collect();
+    assert_eq!(names, ["m", "n"]);
+    assert_eq!(fams[1].metrics[0].value, Value::Untyped(2.0));
+    // Lines are still counted after one.
+    assert_eq!(err("# a plain comment\nm 1\nn{ 2\n").0, 3);
+}
