@@ -49,6 +49,10 @@ fn lenient_where_go_is() {
 #[test]
 fn timestamps_are_parsed_for_the_store_to_refuse() {
     assert_eq!(one("m 1 -1000\n").metrics[0].timestamp_ms, Some(-1000));
+    // The timestamp is the sample's own, not its family's first sample's.
+    let f = one("m{a=\"1\"} 1\nm{a=\"2\"} 2 1000\n");
+    let stamps: Vec<Option<i64>> = f.metrics.iter().map(|m| m.timestamp_ms).collect();
+    assert_eq!(stamps, [None, Some(1000)]);
 }
 
 #[test]
@@ -270,4 +274,92 @@ fn plain_comments_are_skipped_to_their_line_end() {
     assert_eq!(fams[1].metrics[0].value, Value::Untyped(2.0));
     // Lines are still counted after one.
     assert_eq!(err("# a plain comment\nm 1\nn{ 2\n").0, 3);
+}
+
+#[test]
+fn quantile_and_le_are_special_only_in_their_own_type() {
+    let labels = |f: &ParsedFamily<'_>| -> Vec<(String, String)> {
+        f.metrics[0]
+            .labels
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    let f = one("m{a=\"1\",quantile=\"x\",le=\"y\"} 1\n");
+    assert_eq!(
+        labels(&f),
+        pairs(&[("a", "1"), ("quantile", "x"), ("le", "y")])
+    );
+    // In a histogram, `quantile` is a label; in a summary, `le` is.
+    let f = one(
+        "# TYPE h histogram\nh_bucket{a=\"1\",quantile=\"q\",le=\"0.5\"} 1\nh_sum{a=\"1\",quantile=\"q\"} 3\nh_count{a=\"1\",quantile=\"q\"} 2\n",
+    );
+    assert_eq!(f.metrics.len(), 1);
+    assert_eq!(labels(&f), pairs(&[("a", "1"), ("quantile", "q")]));
+    assert_eq!(
+        f.metrics[0].value,
+        Value::Histogram(Box::new(crate::model::metric::Histogram {
+            count: 2,
+            sum: 3.0,
+            buckets: vec![(0.5, 1)],
+        }))
+    );
+    let f = one(
+        "# TYPE s summary\ns{le=\"l\",a=\"1\",quantile=\"0.5\"} 1\ns_sum{le=\"l\",a=\"1\"} 3\n",
+    );
+    assert_eq!(f.metrics.len(), 1);
+    assert_eq!(labels(&f), pairs(&[("le", "l"), ("a", "1")]));
+}
+
+#[test]
+fn the_series_bound_counts_sample_lines() {
+    let body = b"a 1\n# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 2\n";
+    assert_eq!(parse_text_limited(body, false, 3).map(|f| f.len()), Ok(2));
+    let e = parse_text_limited(body, false, 2).expect_err("a fourth line");
+    assert_eq!(
+        (e.line, e.msg.as_str()),
+        (
+            4,
+            "too many series in one push: more than 2 (--push.max-series)"
+        )
+    );
+}
+
+#[test]
+fn invalid_label_values_are_quoted_as_go_quotes_them() {
+    // The Go gateway 1.5.1's answers to these two bodies: a value that is not UTF-8
+    // (its last byte), with controls, spaces and format characters Go escapes.
+    let quoted = |value: &str| {
+        let mut body = format!("m{{a=\"{value}").into_bytes();
+        body.extend_from_slice(b"\xff\"} 1\n");
+        parse_text(&body).expect_err("not UTF-8").msg
+    };
+    assert_eq!(
+        quoted("\x01\x0b\x7f\u{85}\u{2028}é\t"),
+        r#"invalid label value "\x01\v\x7f\u0085\u2028é\t\xff""#
+    );
+    assert_eq!(
+        quoted("\u{ad}\u{a0}😀\u{200b}\u{feff}\x07\x08\x0c\r\\\\\x1b"),
+        r#"invalid label value "\u00ad\u00a0😀\u200b\ufeff\a\b\f\r\\\x1b\xff""#
+    );
+}
+
+#[test]
+fn lines_are_counted_after_a_timestamp() {
+    assert_eq!(err("m 1 1000\nn 2 2000\nn{ 3\n").0, 3);
+}
+
+#[test]
+fn backslashes_in_a_type_are_dropped_as_go_drops_them() {
+    // The Go gateway 1.5.1 stores `gau\ge` as a gauge and refuses `gauge\n` as "gaugen".
+    assert_eq!(one("# TYPE m gau\\ge\nm 1\n").mtype, MetricType::Gauge);
+    assert_eq!(
+        err("# TYPE m gauge\\n\nm 1\n").2,
+        "unknown metric type \"gaugen\""
+    );
 }

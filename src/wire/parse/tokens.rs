@@ -2,7 +2,9 @@
 
 use super::*;
 
-/// Quotes bytes like Go's `%q`: printable ASCII as is, other bytes as `\xNN` escapes.
+/// Quotes bytes like Go's `%q` (`strconv.Quote`): printable characters as they are, `"`
+/// and `\` escaped, the rest as Go escapes them (`\t`, `\x01`, `\u0085`), invalid
+/// bytes as `\xNN`.
 pub(super) fn go_quote(raw: &[u8]) -> String {
     let mut s = String::from("\"");
     for chunk in raw.utf8_chunks() {
@@ -12,7 +14,18 @@ pub(super) fn go_quote(raw: &[u8]) -> String {
                     s.push('\\');
                     s.push(c);
                 }
-                c if c.is_control() => s.push_str(&c.escape_default().to_string()),
+                '\x07' => s.push_str("\\a"),
+                '\x08' => s.push_str("\\b"),
+                '\x0c' => s.push_str("\\f"),
+                '\n' => s.push_str("\\n"),
+                '\r' => s.push_str("\\r"),
+                '\t' => s.push_str("\\t"),
+                '\x0b' => s.push_str("\\v"),
+                c if c < ' ' || c == '\x7f' => s.push_str(&format!("\\x{:02x}", c as u32)),
+                c if !go_printable(c) && (c as u32) < 0x10000 => {
+                    s.push_str(&format!("\\u{:04x}", c as u32))
+                }
+                c if !go_printable(c) => s.push_str(&format!("\\U{:08x}", c as u32)),
                 c => s.push(c),
             }
         }
@@ -22,6 +35,16 @@ pub(super) fn go_quote(raw: &[u8]) -> String {
     }
     s.push('"');
     s
+}
+
+/// Go's `strconv.IsPrint` for the characters a label value meets: not a control, not a
+/// space other than U+0020, not an invisible format character. (Unassigned and
+/// private-use code points, which Go also escapes, are printed as they are.)
+fn go_printable(c: char) -> bool {
+    let format = matches!(c as u32,
+        0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e | 0x200b..=0x200f
+        | 0x202a..=0x202e | 0x2060..=0x2064 | 0x2066..=0x206f | 0xfeff | 0xfff9..=0xfffb);
+    !(c.is_control() || (c.is_whitespace() && c != ' ') || format)
 }
 
 pub(super) fn is_blank(b: u8) -> bool {
@@ -77,7 +100,8 @@ impl<'a> Parser<'a> {
     }
 
     /// Rest of the line from the byte already read; with `escapes`, `\\` and `\n` are
-    /// decoded and any other escape is an error (HELP text).
+    /// decoded and any other escape is an error (HELP text); without, every backslash is
+    /// dropped, as Go's parser drops it (TYPE).
     pub(super) fn read_token_until_newline(
         &mut self,
         escapes: bool,
@@ -90,8 +114,15 @@ impl<'a> Parser<'a> {
         let raw = &self.buf[start..end];
         self.pos = end + 1;
         self.cur = b'\n';
-        if !escapes || memchr(b'\\', raw).is_none() {
+        if memchr(b'\\', raw).is_none() {
             self.token = self.slice(start, end);
+            return Ok(Ok(()));
+        }
+        if !escapes {
+            // Go's parser drops every backslash where it does not read escapes (TYPE):
+            // `gau\ge` is `gauge`.
+            let kept: Vec<u8> = raw.iter().copied().filter(|&b| b != b'\\').collect();
+            self.token = Cow::Owned(String::from_utf8_lossy(&kept).into_owned());
             return Ok(Ok(()));
         }
         let mut out = Vec::with_capacity(raw.len());
