@@ -363,3 +363,11 @@ fn backslashes_in_a_type_are_dropped_as_go_drops_them() {
         "unknown metric type \"gaugen\""
     );
 }
+
+#[test]
+fn a_help_ending_in_a_backslash_is_refused_at_the_backslash() {
+    assert_eq!(
+        err("# HELP m abc\\\nm 1\n"),
+        (1, 13, "invalid escape sequence '\\\n'".to_string())
+    );
+}

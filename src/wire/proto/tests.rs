@@ -56,3 +56,64 @@ fn errors_name_the_byte_offset() {
         "protobuf parsing error at byte 1: invalid metric name \"1x\""
     );
 }
+
+/// `v` as a protobuf varint.
+fn varint(mut v: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+    out
+}
+
+#[test]
+fn lengths_past_one_byte_read_whole() {
+    // A HELP of 300 bytes and a name of 200: two-byte lengths, the family's too.
+    let (name, help) = ("n".repeat(200), "h".repeat(300));
+    let mut f = vec![0x0a];
+    f.extend(varint(name.len()));
+    f.extend_from_slice(name.as_bytes());
+    f.push(0x12);
+    f.extend(varint(help.len()));
+    f.extend_from_slice(help.as_bytes());
+    // Type GAUGE, one metric with gauge value 2.
+    f.extend_from_slice(&[0x18, 0x01, 0x22, 0x0b, 0x12, 0x09, 0x09]);
+    f.extend_from_slice(&2.0f64.to_le_bytes());
+    let mut body = varint(f.len());
+    body.extend(f);
+    let d = decode_delimited(&body, false).unwrap();
+    assert_eq!(d.families[0].name, name);
+    assert_eq!(d.families[0].help.as_deref(), Some(help.as_str()));
+    assert_eq!(d.families[0].metrics[0].value, Value::Gauge(2.0));
+}
+
+#[test]
+fn a_field_of_the_wrong_wire_type_is_refused() {
+    // Field 1 (the name) as a varint.
+    let e = decode_delimited(&[0x02, 0x08, 0x01], false).err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        "protobuf parsing error at byte 2: field 1 has wire type 0, want 2"
+    );
+}
+
+#[test]
+fn the_series_bound_is_checked_after_each_family() {
+    let fams: Vec<Vec<u8>> = ["a", "b", "c"].iter().map(|n| family(n, b"v")).collect();
+    let body = fams.concat();
+    assert_eq!(
+        decode_delimited_limited(&body, false, 3).map(|d| d.families.len()),
+        Ok(3)
+    );
+    // Refused at the family that crosses the bound, named by where it ends.
+    let e = decode_delimited_limited(&body, false, 2).err().unwrap();
+    assert_eq!(
+        (e.offset, e.msg.as_str()),
+        (
+            body.len(),
+            "too many series in one push: more than 2 (--push.max-series)"
+        )
+    );
+}
