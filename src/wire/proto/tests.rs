@@ -117,3 +117,28 @@ fn the_series_bound_is_checked_after_each_family() {
         )
     );
 }
+
+#[test]
+fn a_family_s_name_and_type_are_refused_where_they_stand() {
+    // The name's length byte is byte 2 of the body, past the family's length.
+    let e = decode_delimited(&[0x03, 0x0a, 0x01, 0xff], false)
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "protobuf parsing error at byte 2: metric name is not valid UTF-8"
+    );
+    // The type's value is byte 5 (after the name `m` and the type's key).
+    let e = decode_delimited(&[0x05, 0x0a, 0x01, b'm', 0x18, 0x06], false)
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "protobuf parsing error at byte 5: unknown metric type 6"
+    );
+    // Type 5 is a gauge histogram (which the store then refuses), not an unknown type.
+    let mut f = family("g", b"v");
+    f[5] = 0x05;
+    let d = decode_delimited(&f, false).unwrap();
+    assert_eq!(d.families[0].mtype, MetricType::GaugeHistogram);
+}
