@@ -204,7 +204,9 @@ fn load(store: &Store, opts: &Options) -> Loaded {
     for c in &replayed.cut {
         log::info!("persistence journal: {c}");
     }
-    if restored + skipped > 0 || replayed.applied > 0 {
+    // Every change the journal replays restores a group or removes one that was restored
+    // before it: a replay that applied anything has restored something.
+    if restored + skipped > 0 {
         log::info!(
             "restored persisted metrics: file={} groups={} skipped={skipped} journal_changes={}",
             source.display(),
