@@ -71,8 +71,9 @@ abuse:
 # by the tests that can see it: the unit tests and tests/it, and for the store and
 # persistence also the crash test (a daemon killed mid-write); the browser test of the UI
 # and the tutorial's (a Python client and Prometheus, the slowest) are skipped: what they
-# reach of these modules the in-process tests reach too. One report per module, in mutants.out/<module>/.
-# MUTANTS_MODULES chooses the modules; MUTANTS_ARGS adds options (-j 2, -f ...).
+# reach of these modules the in-process tests reach too. One report per module, in
+# mutants.out/<module>/mutants.out/. MUTANTS_MODULES chooses the modules; MUTANTS_ARGS
+# adds options (-j 2, --iterate, -F <regex>).
 MUTANTS_MODULES ?= store persist parse proto grouping
 MUTANTS_ARGS ?=
 MUTANTS_store := --file 'src/store/*.rs' -- --lib --test it --test crash

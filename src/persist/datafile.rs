@@ -511,6 +511,19 @@ mod tests {
             parse_time(&go),
             Some(UNIX_EPOCH + Duration::new(1_795_595_488, 103_997_453))
         );
+        // Before 1970 (a clock not yet set): whole seconds round down, as Go's do.
+        let early = UNIX_EPOCH - Duration::new(1, 500_000_000);
+        let mut want = vec![1];
+        want.extend_from_slice(&(UNIX_TO_YEAR_ONE - 2).to_be_bytes());
+        want.extend_from_slice(&500_000_000i32.to_be_bytes());
+        want.extend_from_slice(&[0xff, 0xff]);
+        assert_eq!(time_bytes(early).to_vec(), want);
+        assert_eq!(parse_time(&time_bytes(early)), Some(early));
+        let whole = UNIX_EPOCH - Duration::from_secs(2);
+        let b = time_bytes(whole);
+        assert_eq!(b[1..9], (UNIX_TO_YEAR_ONE - 2).to_be_bytes());
+        assert_eq!(b[9..13], [0, 0, 0, 0]);
+        assert_eq!(parse_time(&time_bytes(whole)), Some(whole));
     }
 
     #[test]

@@ -115,3 +115,28 @@ fn every_write_holds_the_store_as_it_was() {
     assert!(last.contains("n{instance=\"x\",job=\"a\"} 9\n"), "{last}");
     assert!(!last.contains("job=\"b\""), "{last}");
 }
+
+#[test]
+fn a_durable_start_writes_only_what_it_must() {
+    let dir = TempDir::new("durable-start");
+    let file = dir.path("p.data");
+    let durable = || Options {
+        durable: true,
+        ..options(&file)
+    };
+    // Over no file the journal may start at once: nothing it holds is lost without one.
+    let store = Arc::new(Store::new());
+    let p = Persister::start(durable(), store.clone()).expect("start");
+    assert_eq!(p.writes(), 0);
+    let (s, _) = service_over(store, false, false, true);
+    send(&s, "PUT", "/metrics/job/a", "m 1\n");
+    p.shutdown();
+    let written = std::fs::read(&file).expect("the shutdown write");
+    // Over that file: nothing to write until a change. A retry would come one second
+    // (the least spacing of writes) after the start; 1.5 s pass without one.
+    let p = Persister::start(durable(), Arc::new(Store::new())).expect("restart");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(p.writes(), 0);
+    assert_eq!(std::fs::read(&file).expect("the file"), written);
+    p.shutdown();
+}

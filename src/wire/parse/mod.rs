@@ -367,14 +367,20 @@ impl<'a> Parser<'a> {
                 return Ok(self.error("invalid metric name"));
             }
             let name = self.families[self.mf].name.clone();
-            return Ok(self.error(format!("invalid label name for metric {name:?}")));
+            return Ok(self.error(format!(
+                "invalid label name for metric {}",
+                go_quote(name.as_bytes())
+            )));
         }
         self.skip_blank_tab_if_current()?;
         if self.name_in_braces && self.cur != b'=' {
             // The name of a `{`-line: `{"a.b"}` or `{"a.b",x="y"}`.
             if !nameless {
                 let name = self.families[self.mf].name.clone();
-                return Ok(self.error(format!("multiple metric names for metric {name:?}")));
+                return Ok(self.error(format!(
+                    "multiple metric names for metric {}",
+                    go_quote(name.as_bytes())
+                )));
             }
             let next = match self.cur {
                 b',' => State::StartLabelName,
@@ -411,7 +417,10 @@ impl<'a> Parser<'a> {
         if !special {
             if self.labels.iter().any(|(n, _)| *n == self.label_name) {
                 let name = self.families[self.mf].name.clone();
-                return Ok(self.token_error(format!("duplicate label names for metric {name:?}")));
+                return Ok(self.token_error(format!(
+                    "duplicate label names for metric {}",
+                    go_quote(name.as_bytes())
+                )));
             }
             self.labels
                 .push((self.label_name.clone(), Cow::Borrowed("")));
@@ -439,8 +448,10 @@ impl<'a> Parser<'a> {
                 // The Go parser marks "no quantile" with NaN, so a NaN quantile is none.
                 Some(q) => self.quantile = Some(q).filter(|q| !q.is_nan()),
                 None => {
-                    let msg =
-                        format!("expected float as value for 'quantile' label, got {value:?}");
+                    let msg = format!(
+                        "expected float as value for 'quantile' label, got {}",
+                        go_quote(value.as_bytes())
+                    );
                     return Ok(Err(self.error_at(value_start, msg)));
                 }
             }
@@ -448,7 +459,10 @@ impl<'a> Parser<'a> {
             match float::parse_go(&value) {
                 Some(b) => self.bucket = Some(b).filter(|b| !b.is_nan()),
                 None => {
-                    let msg = format!("expected float as value for 'le' label, got {value:?}");
+                    let msg = format!(
+                        "expected float as value for 'le' label, got {}",
+                        go_quote(value.as_bytes())
+                    );
                     return Ok(Err(self.error_at(value_start, msg)));
                 }
             }
@@ -467,7 +481,10 @@ impl<'a> Parser<'a> {
                 self.skip_blank_tab()?;
                 Ok(Ok(Some(State::ReadingValue)))
             }
-            _ => Ok(self.error(format!("unexpected end of label value {value:?}"))),
+            _ => Ok(self.error(format!(
+                "unexpected end of label value {}",
+                go_quote(value.as_bytes())
+            ))),
         }
     }
 
@@ -484,7 +501,10 @@ impl<'a> Parser<'a> {
         let value = match float::parse_go(&self.token) {
             Some(v) => v,
             None => {
-                let msg = format!("expected float as value, got {:?}", self.token);
+                let msg = format!(
+                    "expected float as value, got {}",
+                    go_quote(self.token.as_bytes())
+                );
                 return Ok(self.token_error(msg));
             }
         };
@@ -529,7 +549,10 @@ impl<'a> Parser<'a> {
                 // without values that then breaks its exposition. Refusing is the only
                 // useful answer.
                 let name = self.families[mf].name.clone();
-                let msg = format!("unexpected type for metric name {name:?}");
+                let msg = format!(
+                    "unexpected type for metric name {}",
+                    go_quote(name.as_bytes())
+                );
                 return Ok(Err(self.error_at(self.line_start, msg)));
             }
         }
@@ -585,7 +608,10 @@ impl<'a> Parser<'a> {
         let ts: i64 = match self.token.parse() {
             Ok(t) => t,
             Err(_) => {
-                let msg = format!("expected integer as timestamp, got {:?}", self.token);
+                let msg = format!(
+                    "expected integer as timestamp, got {}",
+                    go_quote(self.token.as_bytes())
+                );
                 return Ok(self.token_error(msg));
             }
         };
@@ -599,7 +625,10 @@ impl<'a> Parser<'a> {
             let rest = self.slice(rest_start, rest_start + nl);
             return Ok(Err(self.error_at(
                 rest_start,
-                format!("spurious string after timestamp: {rest:?}"),
+                format!(
+                    "spurious string after timestamp: {}",
+                    go_quote(rest.as_bytes())
+                ),
             )));
         }
         self.pos = rest_start + 1;
@@ -610,7 +639,10 @@ impl<'a> Parser<'a> {
     fn reading_help(&mut self) -> Result<Step<'a>, Eof> {
         if self.families[self.mf].help.is_some() {
             let name = self.families[self.mf].name.clone();
-            return Ok(self.error(format!("second HELP line for metric name {name:?}")));
+            return Ok(self.error(format!(
+                "second HELP line for metric name {}",
+                go_quote(name.as_bytes())
+            )));
         }
         if let Err(e) = self.read_token_until_newline(true)? {
             return Ok(Err(e));
@@ -623,7 +655,8 @@ impl<'a> Parser<'a> {
         if self.types_set[self.mf] {
             let name = self.families[self.mf].name.clone();
             return Ok(self.error(format!(
-                "second TYPE line for metric name {name:?}, or TYPE reported after samples"
+                "second TYPE line for metric name {}, or TYPE reported after samples",
+                go_quote(name.as_bytes())
             )));
         }
         let start = self.pos - 1;
@@ -637,7 +670,7 @@ impl<'a> Parser<'a> {
                 Ok(Ok(Some(State::StartOfLine)))
             }
             None => {
-                let msg = format!("unknown metric type {:?}", self.token);
+                let msg = format!("unknown metric type {}", go_quote(self.token.as_bytes()));
                 Ok(Err(self.error_at(start, msg)))
             }
         }

@@ -350,6 +350,19 @@ fn invalid_label_values_are_quoted_as_go_quotes_them() {
 }
 
 #[test]
+fn tokens_in_error_texts_are_quoted_as_go_quotes_them() {
+    // The Go gateway 1.5.1's answers.
+    assert_eq!(
+        err("m 1\x01\n").2,
+        r#"expected float as value, got "1\x01""#
+    );
+    assert_eq!(
+        err("# TYPE m gau\x01ge\n").2,
+        r#"unknown metric type "gau\x01ge""#
+    );
+}
+
+#[test]
 fn lines_are_counted_after_a_timestamp() {
     assert_eq!(err("m 1 1000\nn 2 2000\nn{ 3\n").0, 3);
 }
