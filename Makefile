@@ -76,14 +76,19 @@ abuse:
 # adds options (-j 2, --iterate, -F <regex>).
 MUTANTS_MODULES ?= store persist parse proto grouping
 MUTANTS_ARGS ?=
-MUTANTS_store := --file 'src/store/*.rs' -- --lib --test it --test crash
-MUTANTS_persist := --file 'src/persist/*.rs' --file 'src/persist/journal/*.rs' -- --lib --test it --test crash
-MUTANTS_parse := --file 'src/wire/parse/*.rs' -- --lib --test it
-MUTANTS_proto := --file 'src/wire/proto/*.rs' -- --lib --test it
-MUTANTS_grouping := --file src/model/grouping.rs -- --lib --test it
+MUTANTS_store := --file 'src/store/*.rs'
+MUTANTS_persist := --file 'src/persist/*.rs' --file 'src/persist/journal/*.rs'
+MUTANTS_parse := --file 'src/wire/parse/*.rs'
+MUTANTS_proto := --file 'src/wire/proto/*.rs'
+MUTANTS_grouping := --file src/model/grouping.rs
+# The test binaries, and for persistence only the tests that load, write or replay files
+# (the lib's persist::, tests/it's persistence::, recovery:: and writes::, the crash test).
+MUTANTS_TESTS_store := --lib --test it --test crash
+MUTANTS_TESTS_persist := --lib --test it --test crash
+MUTANTS_FILTER_persist := persist recovery:: writes:: kill_9
 mutants:
 	@command -v cargo-mutants >/dev/null 2>&1 || $(CARGO) install --locked cargo-mutants
-	st=0; $(foreach m,$(MUTANTS_MODULES),mkdir -p mutants.out/$(m) && $(CARGO) mutants --no-shuffle --exclude '*/tests.rs' --output mutants.out/$(m) $(MUTANTS_ARGS) $(MUTANTS_$(m)) -- --skip ui:: --skip tutorial:: || st=1;) exit $$st
+	st=0; $(foreach m,$(MUTANTS_MODULES),mkdir -p mutants.out/$(m) && $(CARGO) mutants --no-shuffle --exclude '*/tests.rs' --output mutants.out/$(m) $(MUTANTS_ARGS) $(MUTANTS_$(m)) -- $(or $(MUTANTS_TESTS_$(m)),--lib --test it) -- --skip ui:: --skip tutorial:: $(MUTANTS_FILTER_$(m)) || st=1;) exit $$st
 
 # Cross-check against the Go gateway's recorded answers (needs ../shared, not part of the repo).
 conformance: release

@@ -524,6 +524,14 @@ mod tests {
         assert_eq!(b[1..9], (UNIX_TO_YEAR_ONE - 2).to_be_bytes());
         assert_eq!(b[9..13], [0, 0, 0, 0]);
         assert_eq!(parse_time(&time_bytes(whole)), Some(whole));
+        // Version 2 (a zone offset with seconds, Go 1.19 on): the zone does not move the
+        // instant.
+        let mut v2 = time_bytes(t).to_vec();
+        v2[0] = 2;
+        v2.extend_from_slice(&[0, 1, 30]);
+        v2.truncate(16);
+        assert_eq!(parse_time(&v2), Some(t));
+        assert_eq!(parse_time(&v2[..15]), None);
     }
 
     #[test]

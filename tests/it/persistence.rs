@@ -101,6 +101,30 @@ fn a_go_gateway_file_loads_whole_and_round_trips_back_to_go() {
 }
 
 #[test]
+fn the_go_gateway_finds_our_groups_by_its_own_keys() {
+    if !common::needs(
+        "the_go_gateway_finds_our_groups_by_its_own_keys",
+        &["prometheus-pushgateway"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("go-keys");
+    let file = dir.path("p.data");
+    let gw = Gateway::start(&[&file_arg(&file)]);
+    assert_eq!(gw.put("/metrics/job/k/instance/i", "kv 1\n").status, 200);
+    assert_eq!(gw.terminate().code(), Some(0));
+    // A push to the same group replaces it in the Go gateway: the file's map key is the
+    // one Go computes, else Go would keep two groups and serve both.
+    let go = GoGateway::start(&file);
+    let r = common::try_request(go.port, "PUT", "/metrics/job/k/instance/i", &[], b"kv 2\n")
+        .expect("the Go gateway answers");
+    assert_eq!(r.status, 200);
+    let text = go.get("/metrics");
+    let kv: Vec<&str> = text.lines().filter(|l| l.starts_with("kv{")).collect();
+    assert_eq!(kv, ["kv{instance=\"i\",job=\"k\"} 2"]);
+}
+
+#[test]
 fn a_restart_keeps_everything_and_changes_are_written_on_schedule() {
     let dir = TempDir::new("restart");
     let file = dir.path("p.data");
