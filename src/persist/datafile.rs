@@ -174,9 +174,8 @@ const T_TIME: i64 = 70;
 const T_MESSAGE: i64 = 71;
 const T_STRING: i64 = 6;
 
-/// The whole file: the gob value for `groups`, then the trailer naming `lineage` and
-/// change `seq`.
-pub fn encode(groups: &[Arc<Group>], seq: u64, lineage: u64, utf8: bool) -> Vec<u8> {
+/// A gob writer with the file's types defined, as the Go gateway names them.
+fn writer() -> gob::Writer {
     let mut w = gob::Writer::default();
     w.define(
         T_GROUPS,
@@ -203,6 +202,13 @@ pub fn encode(groups: &[Arc<Group>], seq: u64, lineage: u64, utf8: bool) -> Vec<
     );
     w.define(T_TIME, Def::GobEncoder("Time"));
     w.define(T_MESSAGE, Def::GobEncoder("GobbableMetricFamily"));
+    w
+}
+
+/// The whole file: the gob value for `groups`, then the trailer naming `lineage` and
+/// change `seq`.
+pub fn encode(groups: &[Arc<Group>], seq: u64, lineage: u64, utf8: bool) -> Vec<u8> {
+    let mut w = writer();
     let mut body = Vec::with_capacity(256 * groups.len());
     gob::put_uint(&mut body, groups.len() as u64);
     for g in groups {
@@ -274,10 +280,10 @@ pub struct Read {
     pub problem: Option<String>,
 }
 
+/// A label or family name: a Go `string` (the file's maps are keyed by strings only).
 fn str_of(v: &Value) -> Option<String> {
     match v {
         Value::Str(s) => Some(s.clone()),
-        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
         _ => None,
     }
 }
@@ -462,13 +468,14 @@ pub fn remove_leftovers(path: &Path) -> Vec<PathBuf> {
         return Vec::new();
     };
     let mut removed = Vec::new();
+    let temp = temp_prefix(path);
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let ours = name.strip_prefix(&base).is_some_and(|rest| {
-            rest.starts_with(".in_progress.")
-                || rest.starts_with(".corrupt") && rest.contains(".in_progress.")
-                || rest.starts_with(".new.in_progress.")
-        });
+        let ours = name.starts_with(&temp)
+            || name.strip_prefix(&base).is_some_and(|rest| {
+                rest.starts_with(".corrupt") && rest.contains(".in_progress.")
+                    || rest.starts_with(".new.in_progress.")
+            });
         if ours && fs::remove_file(e.path()).is_ok() {
             removed.push(e.path());
         }
@@ -532,6 +539,39 @@ mod tests {
         v2.truncate(16);
         assert_eq!(parse_time(&v2), Some(t));
         assert_eq!(parse_time(&v2[..15]), None);
+    }
+
+    #[test]
+    fn groups_and_families_of_an_unexpected_shape_are_counted_and_skipped() {
+        let mut w = writer();
+        let mut body = Vec::new();
+        gob::put_uint(&mut body, 2);
+        // A group whose one family has a push time but no data (a corrupt Go file).
+        gob::put_bytes(&mut body, b"job\xffa");
+        body.push(1); // Labels
+        gob::put_uint(&mut body, 1);
+        gob::put_bytes(&mut body, b"job");
+        gob::put_bytes(&mut body, b"a");
+        body.push(1); // Metrics
+        gob::put_uint(&mut body, 1);
+        gob::put_bytes(&mut body, b"f");
+        body.push(1); // Timestamp
+        gob::put_bytes(&mut body, &time_bytes(UNIX_EPOCH));
+        body.push(0);
+        body.push(0);
+        // A group without labels.
+        gob::put_bytes(&mut body, b"");
+        body.push(0);
+        w.value(T_GROUPS, &body);
+        let mut groups = Vec::new();
+        let read = decode(&w.out, |g| groups.push(g));
+        assert_eq!(
+            read.problem.as_deref(),
+            Some("1 groups of an unexpected shape skipped; 1 families without data skipped")
+        );
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].labels, [("job".to_string(), "a".to_string())]);
+        assert!(groups[0].families.is_empty());
     }
 
     #[test]

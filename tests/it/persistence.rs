@@ -125,6 +125,29 @@ fn the_go_gateway_finds_our_groups_by_its_own_keys() {
 }
 
 #[test]
+fn a_file_named_without_a_directory_lives_in_the_working_directory() {
+    let dir = TempDir::new("relative");
+    // What an interrupted write leaves (the Go gateway's spelling of it, and ours).
+    fs::write(dir.path("p.data.in_progress.123"), b"torn").expect("a leftover");
+    fs::write(dir.path("other.data"), b"not ours").expect("a neighbour");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushgateway"));
+    cmd.current_dir(&dir.0)
+        .arg("--web.listen-address=127.0.0.1:0")
+        .arg("--persistence.file=p.data");
+    let gw = Gateway::spawn(cmd);
+    assert_eq!(gw.put("/metrics/job/r", "m 1\n").status, 200);
+    let (status, log) = gw.stop("TERM");
+    assert_eq!(status.code(), Some(0));
+    assert!(log.contains("metrics persisted: file=p.data"), "{log}");
+    let mut names: Vec<String> = fs::read_dir(&dir.0)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["other.data", "p.data"]);
+}
+
+#[test]
 fn a_restart_keeps_everything_and_changes_are_written_on_schedule() {
     let dir = TempDir::new("restart");
     let file = dir.path("p.data");
