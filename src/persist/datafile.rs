@@ -626,6 +626,30 @@ mod tests {
             assert!(read.problem.is_some(), "cut at {cut}");
         }
         assert!(decode(b"", |_| {}).problem.unwrap().contains("empty"));
+        // What the log says of a Go gateway's file cut short.
+        let gob = &bytes[..bytes.len() - TRAILER];
+        let read = decode(&gob[..gob.len() - 3], |_| {});
+        assert_eq!(
+            read.problem.as_deref(),
+            Some("truncated or corrupt: gob: length 130 runs past the end at byte 636")
+        );
+    }
+
+    #[test]
+    fn copies_kept_aside_never_replace_an_earlier_one() {
+        let dir = std::env::temp_dir().join(format!("pgw-aside-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("p.data");
+        let mut taken = Vec::new();
+        while let Some(name) = aside_name(&file, ".corrupt") {
+            fs::write(&name, b"").unwrap();
+            taken.push(name.file_name().unwrap().to_string_lossy().into_owned());
+        }
+        let mut want = vec!["p.data.corrupt".to_string()];
+        want.extend((1..10).map(|n| format!("p.data.corrupt.{n}")));
+        assert_eq!(taken, want);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

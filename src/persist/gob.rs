@@ -513,6 +513,63 @@ mod tests {
     }
 
     #[test]
+    fn every_basic_type_decodes_as_go_encodes_it() {
+        let mut w = Writer::default();
+        w.define(65, Def::Map("M", T_UINT, 66));
+        let fields = [
+            ("B", T_BOOL),
+            ("I", T_INT),
+            ("U", T_UINT),
+            ("F", T_FLOAT),
+            ("C", T_COMPLEX),
+            ("Y", T_BYTES),
+            ("S", T_STRING),
+        ];
+        w.define(66, Def::Struct("S", &fields));
+        let float = |out: &mut Vec<u8>, f: f64| put_uint(out, f.to_bits().swap_bytes());
+        let mut body = Vec::new();
+        put_uint(&mut body, 1);
+        put_uint(&mut body, 7);
+        body.push(1);
+        put_uint(&mut body, 1);
+        body.push(1);
+        put_int(&mut body, -5);
+        body.push(1);
+        put_uint(&mut body, 300);
+        body.push(1);
+        float(&mut body, 1.5);
+        body.push(1);
+        float(&mut body, 2.0);
+        float(&mut body, -0.5);
+        body.push(1);
+        put_bytes(&mut body, b"\x00\xff");
+        body.push(1);
+        put_bytes(&mut body, "é".as_bytes());
+        body.push(0);
+        w.value(65, &body);
+        let mut got = Vec::new();
+        assert_eq!(decode_map(&w.out, |k, v| got.push((k, v))), Ok(w.out.len()));
+        let want = Value::Struct(vec![
+            ("B".into(), Value::Bool(true)),
+            ("I".into(), Value::Int(-5)),
+            ("U".into(), Value::Uint(300)),
+            ("F".into(), Value::Float(1.5)),
+            ("C".into(), Value::Complex(2.0, -0.5)),
+            ("Y".into(), Value::Bytes(vec![0, 0xff])),
+            ("S".into(), Value::Str("é".into())),
+        ]);
+        assert_eq!(got, [(Value::Uint(7), want)]);
+        // A length byte of 0x80 (-128) is no length gob writes.
+        let e = Reader {
+            buf: &[0x80],
+            pos: 0,
+        }
+        .uint()
+        .unwrap_err();
+        assert_eq!(e.to_string(), "gob: invalid uint length 128 at byte 1");
+    }
+
+    #[test]
     fn a_map_of_structs_round_trips() {
         let mut w = Writer::default();
         w.define(65, Def::Map("M", T_STRING, 66));

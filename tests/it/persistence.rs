@@ -128,7 +128,15 @@ fn the_go_gateway_finds_our_groups_by_its_own_keys() {
 fn a_file_named_without_a_directory_lives_in_the_working_directory() {
     let dir = TempDir::new("relative");
     // What an interrupted write leaves (the Go gateway's spelling of it, and ours).
-    fs::write(dir.path("p.data.in_progress.123"), b"torn").expect("a leftover");
+    for leftover in [
+        "p.data.in_progress.123",
+        "p.data.corrupt.in_progress.4-5",
+        "p.data.new.in_progress.6-7",
+    ] {
+        fs::write(dir.path(leftover), b"torn").expect("a leftover");
+    }
+    // A copy of a damaged file kept for the operator is not a leftover.
+    fs::write(dir.path("p.data.corrupt"), b"kept").expect("a kept copy");
     fs::write(dir.path("other.data"), b"not ours").expect("a neighbour");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushgateway"));
     cmd.current_dir(&dir.0)
@@ -144,7 +152,7 @@ fn a_file_named_without_a_directory_lives_in_the_working_directory() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["other.data", "p.data"]);
+    assert_eq!(names, ["other.data", "p.data", "p.data.corrupt"]);
 }
 
 #[test]

@@ -84,6 +84,21 @@ struct Queue {
 }
 
 impl Queue {
+    /// Records changes `lo..=hi` as decided, failed with `why` if given: a failure that
+    /// goes on for the same reason extends the last range rather than adding one.
+    fn decide(&mut self, lo: u64, hi: u64, failed: Option<&Error>) {
+        if let Some(why) = failed {
+            match self.failed.last_mut() {
+                Some(last) if last.1 + 1 == lo && last.2 == *why => last.1 = hi,
+                _ => self.failed.push((lo, hi, why.clone())),
+            }
+            if self.failed.len() > FAILURES_KEPT {
+                self.failed.remove(0);
+            }
+        }
+        self.decided = self.decided.max(hi);
+    }
+
     /// The outcome for changes `after + 1 ..= upto`, once they are all decided.
     fn outcome(&self, after: u64, upto: u64) -> Option<Result<(), Error>> {
         if self.decided >= upto {
@@ -351,16 +366,7 @@ impl Journal {
             return;
         }
         let mut q = self.lock();
-        if let Some(why) = failed {
-            match q.failed.last_mut() {
-                Some(last) if last.1 + 1 == lo && last.2 == *why => last.1 = hi,
-                _ => q.failed.push((lo, hi, why.clone())),
-            }
-            if q.failed.len() > FAILURES_KEPT {
-                q.failed.remove(0);
-            }
-        }
-        q.decided = q.decided.max(hi);
+        q.decide(lo, hi, failed);
         self.wake_ready(q);
     }
 
@@ -549,6 +555,47 @@ mod tests {
     use crate::wire::parse::parse_text;
     use std::fs::OpenOptions;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn each_waiter_learns_the_failure_of_its_own_changes() {
+        let mut q = Queue::default();
+        q.decide(1, 2, Some(&Error::Closed));
+        q.decide(3, 4, Some(&Error::Closed));
+        q.decide(5, 5, None);
+        q.decide(6, 6, Some(&Error::NotAnchored));
+        q.decide(7, 7, Some(&Error::Closed));
+        // The same reason going on is one range; another reason, or a gap, starts one.
+        let ranges: Vec<(u64, u64, String)> = q
+            .failed
+            .iter()
+            .map(|(lo, hi, e)| (*lo, *hi, e.to_string()))
+            .collect();
+        let closed = Error::Closed.to_string();
+        let not_anchored = Error::NotAnchored.to_string();
+        assert_eq!(
+            ranges,
+            [
+                (1, 4, closed.clone()),
+                (6, 6, not_anchored.clone()),
+                (7, 7, closed.clone())
+            ]
+        );
+        assert_eq!(q.outcome(2, 4), Some(Err(Error::Closed)));
+        assert_eq!(q.outcome(4, 5), Some(Ok(())));
+        assert_eq!(q.outcome(5, 6), Some(Err(Error::NotAnchored)));
+        assert_eq!(q.outcome(7, 8), None, "change 8 is not decided yet");
+        // Only the last ranges are kept: the oldest go first.
+        for i in 0..FAILURES_KEPT as u64 {
+            let why = if i % 2 == 0 {
+                Error::Closed
+            } else {
+                Error::NotAnchored
+            };
+            q.decide(10 + i, 10 + i, Some(&why));
+        }
+        assert_eq!(q.failed.len(), FAILURES_KEPT);
+        assert_eq!(q.failed[0].0, 10);
+    }
 
     #[test]
     fn records_replay_in_order_and_a_torn_tail_is_cut() {
