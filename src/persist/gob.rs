@@ -569,6 +569,67 @@ mod tests {
         assert_eq!(e.to_string(), "gob: invalid uint length 128 at byte 1");
     }
 
+    /// An ArrayT (wireType field 0) or SliceT (field 1) definition of type `id`:
+    /// CommonType, Elem, and Len if given.
+    fn list_def(kind: u8, id: i64, elem: i64, len: Option<i64>) -> Vec<u8> {
+        let mut b = Vec::new();
+        put_int(&mut b, -id);
+        b.push(kind + 1);
+        b.push(1);
+        put_common(&mut b, "T", id);
+        b.push(1);
+        put_int(&mut b, elem);
+        if let Some(n) = len {
+            b.push(1);
+            put_int(&mut b, n);
+        }
+        b.extend_from_slice(&[0, 0]);
+        b
+    }
+
+    #[test]
+    fn arrays_and_slices_decode_as_go_encodes_them() {
+        let mut w = Writer::default();
+        // `type A [2]uint` and `type L []string`.
+        w.message(&list_def(0, 67, T_UINT, Some(2)));
+        w.message(&list_def(1, 68, T_STRING, None));
+        w.define(65, Def::Map("M", T_STRING, 66));
+        w.define(66, Def::Struct("S", &[("A", 67), ("L", 68)]));
+        let mut body = Vec::new();
+        put_uint(&mut body, 1);
+        put_bytes(&mut body, b"k");
+        body.push(1);
+        for v in [2, 3, 300] {
+            put_uint(&mut body, v);
+        }
+        body.push(1);
+        put_uint(&mut body, 2);
+        put_bytes(&mut body, b"x");
+        put_bytes(&mut body, b"y");
+        body.push(0);
+        w.value(65, &body);
+        let mut got = Vec::new();
+        assert_eq!(decode_map(&w.out, |_, v| got.push(v)), Ok(w.out.len()));
+        assert_eq!(
+            got,
+            [Value::Struct(vec![
+                (
+                    "A".into(),
+                    Value::List(vec![Value::Uint(3), Value::Uint(300)])
+                ),
+                (
+                    "L".into(),
+                    Value::List(vec![Value::Str("x".into()), Value::Str("y".into())])
+                ),
+            ])]
+        );
+        // A slice type has no length: a third field in its definition is refused.
+        let mut bad = Writer::default();
+        bad.message(&list_def(1, 69, T_STRING, Some(2)));
+        let e = decode_map(&bad.out, |_, _| {}).unwrap_err();
+        assert_eq!(e.msg, "unknown array/slice type field");
+    }
+
     #[test]
     fn a_map_of_structs_round_trips() {
         let mut w = Writer::default();
