@@ -630,6 +630,62 @@ mod tests {
         assert_eq!(e.msg, "unknown array/slice type field");
     }
 
+    /// A stream whose one value is a map of one entry: key 1, then `value` of type `elem`,
+    /// after `defs`.
+    fn one_entry(defs: impl FnOnce(&mut Writer), elem: i64, value: &[u8]) -> Vec<u8> {
+        let mut w = Writer::default();
+        defs(&mut w);
+        w.define(65, Def::Map("M", T_UINT, elem));
+        let mut body = vec![1, 1];
+        body.extend_from_slice(value);
+        w.value(65, &body);
+        w.out
+    }
+
+    #[test]
+    fn nesting_is_bounded_at_64_levels() {
+        // A chain of `n` struct types, each holding the next, the last a uint.
+        let chain = |n: i64| {
+            let defs = |w: &mut Writer| {
+                for i in 0..n {
+                    let inner = if i + 1 == n { T_UINT } else { 67 + i };
+                    w.define(66 + i, Def::Struct("S", &[("F", inner)]));
+                }
+            };
+            let mut value = vec![1; n as usize];
+            value.push(5);
+            value.extend(std::iter::repeat_n(0, n as usize));
+            decode_map(&one_entry(defs, 66, &value), |_, _| {}).map(drop)
+        };
+        assert_eq!(chain(64), Ok(()), "the uint at depth 64");
+        let e = chain(65).unwrap_err();
+        assert_eq!(e.msg, "types nested too deeply");
+        // Types that hold themselves: a struct, a map by its key and by its element, a
+        // slice, each nested 100 deep, are refused, not followed down the stack.
+        let deep = |def: Def<'static>, one: &[u8], end: &[u8]| {
+            let mut value = one.repeat(100);
+            value.extend_from_slice(end);
+            let defs = |w: &mut Writer| w.define(66, def);
+            decode_map(&one_entry(defs, 66, &value), |_, _| {}).map_err(|e| e.msg)
+        };
+        let refused = Err("types nested too deeply".to_string());
+        assert_eq!(deep(Def::Struct("S", &[("F", 66)]), &[1], &[0]), refused);
+        assert_eq!(deep(Def::Map("K", 66, T_UINT), &[1], &[0]), refused);
+        assert_eq!(deep(Def::Map("E", T_UINT, 66), &[1, 1], &[0]), refused);
+        let mut w = Writer::default();
+        w.message(&list_def(1, 66, 66, None));
+        w.define(65, Def::Map("M", T_UINT, 66));
+        let mut body = vec![1, 1];
+        body.extend_from_slice(&[1; 100]);
+        body.push(0);
+        w.value(65, &body);
+        let e = decode_map(&w.out, |_, _| {}).unwrap_err();
+        assert_eq!(e.msg, "types nested too deeply");
+        // Type id 0 is no definition (those are negative): a value of an unknown type.
+        let e = decode_map(&[0x02, 0x00, 0x00], |_, _| {}).unwrap_err();
+        assert_eq!(e.msg, "value of type 0 is not a map");
+    }
+
     #[test]
     fn a_map_of_structs_round_trips() {
         let mut w = Writer::default();

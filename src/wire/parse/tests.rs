@@ -347,6 +347,11 @@ fn invalid_label_values_are_quoted_as_go_quotes_them() {
         quoted("\u{ad}\u{a0}😀\u{200b}\u{feff}\x07\x08\x0c\r\\\\\x1b"),
         r#"invalid label value "\u00ad\u00a0😀\u200b\ufeff\a\b\f\r\\\x1b\xff""#
     );
+    // Tag characters (in flag emoji), private use, a format character.
+    assert_eq!(
+        quoted("\u{e0067}\u{e0020}\u{e000}\u{8e2}"),
+        r#"invalid label value "\U000e0067\U000e0020\ue000\u08e2\xff""#
+    );
 }
 
 #[test]

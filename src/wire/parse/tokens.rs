@@ -38,13 +38,16 @@ pub(super) fn go_quote(raw: &[u8]) -> String {
 }
 
 /// Go's `strconv.IsPrint` for the characters a label value meets: not a control, not a
-/// space other than U+0020, not an invisible format character. (Unassigned and
-/// private-use code points, which Go also escapes, are printed as they are.)
+/// space other than U+0020, not a format character (Cf), not private use. (Code points
+/// unassigned in Go's Unicode tables, which Go also escapes, are printed as they are.)
 fn go_printable(c: char) -> bool {
-    let format = matches!(c as u32,
-        0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e | 0x200b..=0x200f
-        | 0x202a..=0x202e | 0x2060..=0x2064 | 0x2066..=0x206f | 0xfeff | 0xfff9..=0xfffb);
-    !(c.is_control() || (c.is_whitespace() && c != ' ') || format)
+    let format_or_private = matches!(c as u32,
+        0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x8e2 | 0x180e | 0x200b..=0x200f
+        | 0x202a..=0x202e | 0x2060..=0x2064 | 0x2066..=0x206f | 0xfeff | 0xfff9..=0xfffb
+        | 0x110bd | 0x110cd | 0x13430..=0x13438 | 0x1bca0..=0x1bca3 | 0x1d173..=0x1d17a
+        | 0xe0001 | 0xe0020..=0xe007f
+        | 0xe000..=0xf8ff | 0xf0000..=0xffffd | 0x100000..=0x10fffd);
+    !(c.is_control() || (c.is_whitespace() && c != ' ') || format_or_private)
 }
 
 pub(super) fn is_blank(b: u8) -> bool {
