@@ -185,6 +185,9 @@ fn a_post_into_a_big_group_journals_the_post_alone() {
         file.display()
     );
     assert!(log.contains(&counted), "{log}");
+    // A request that changes nothing is answered at once: what was replayed counts as on
+    // disk already.
+    assert_eq!(gw.delete("/metrics/job/none").status, 202);
     // What was replayed is written soon (about a second), not after the 5-minute
     // interval, so that the next start replays less.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -371,6 +374,49 @@ fn a_full_disk_refuses_changes_with_500_and_recovers_without_a_restart() {
 }
 
 #[test]
+fn changes_held_for_a_snapshot_that_fails_are_refused_not_left_waiting() {
+    if !common::needs(
+        "changes_held_for_a_snapshot_that_fails_are_refused_not_left_waiting",
+        &["root", "mount"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("heal-fails");
+    let mnt = dir.path("mnt");
+    let _fs = Tmpfs::mount(&mnt, "2m");
+    let file = mnt.join("p.data");
+    let gw = durable(&file);
+    // A store bigger than the space that will be left: a snapshot of it cannot be written,
+    // while a new journal file and small records still fit.
+    let big: String = (0..2000)
+        .map(|i| format!("big{{i=\"{i}\"}} {i}\n"))
+        .collect();
+    assert_eq!(gw.put("/metrics/job/big", &big).status, 200);
+    let reserve = mnt.join("reserve");
+    fs::write(&reserve, vec![0u8; 16 * 1024]).expect("reserve");
+    fill(&mnt.join("filler"));
+    fs::remove_file(&reserve).expect("free 16 KiB");
+    // A change too big for what is left breaks the journal; a snapshot to heal it is tried
+    // (its cut starts a new journal file, which fits) and fails.
+    assert_eq!(gw.put("/metrics/job/big2", &big).status, 500);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !gw.log().contains("error persisting metrics") {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot was tried: {}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Small changes now are refused with 500 within a few seconds (at the latest when the
+    // next try fails), never left waiting for a snapshot that will not come.
+    for i in 0..3 {
+        let r = gw.put(&format!("/metrics/job/small{i}"), "v 1\n");
+        assert_eq!(r.status, 500, "{}", r.text());
+    }
+}
+
+#[test]
 fn a_damaged_journal_moves_aside_only_once_a_file_holds_what_was_replayed() {
     if !common::needs(
         "a_damaged_journal_moves_aside_only_once_a_file_holds_what_was_replayed",
@@ -533,4 +579,28 @@ fn a_file_whose_trailer_is_damaged_gets_no_journal_replayed_and_the_journal_is_k
     let stale = format!("{}.stale", journal.display());
     assert!(log.contains(&format!("kept as {stale}")), "{log}");
     assert_eq!(fs::read(&stale).expect("kept"), journal_bytes);
+}
+
+#[test]
+fn concurrent_durable_changes_are_each_answered_once_on_disk() {
+    let dir = TempDir::new("concurrent");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    // Eight clients at once: their waits for the journal overlap, and each must be woken
+    // for its own changes (a lost wake-up is a request that never gets its answer; the
+    // client gives up after 30 s).
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let gw = &gw;
+            s.spawn(move || {
+                for i in 0..25 {
+                    let r = gw.put(&format!("/metrics/job/t{t}/i/{i}"), "m 1\n");
+                    assert_eq!(r.status, 200, "{}", r.text());
+                }
+            });
+        }
+    });
+    gw.stop("KILL");
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["m"]).len(), 200);
 }
