@@ -604,3 +604,17 @@ fn concurrent_durable_changes_are_each_answered_once_on_disk() {
     let gw = durable(&file);
     assert_eq!(series(&gw, &["m"]).len(), 200);
 }
+
+#[test]
+fn a_clean_stop_leaves_the_file_and_an_empty_journal() {
+    let dir = TempDir::new("clean-stop");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    assert_eq!(gw.put("/metrics/job/a", "m 1\n").status, 200);
+    assert_eq!(gw.terminate().code(), Some(0));
+    // The last snapshot holds every change: the journal that had them is gone, the next
+    // one holds only its header.
+    assert_eq!(names(&dir.0), ["p.data", "p.data.journal.1"]);
+    let journal = fs::read(dir.path("p.data.journal.1")).expect("the journal");
+    assert_eq!(journal.len(), 28);
+}
