@@ -487,6 +487,17 @@ mod tests {
     }
 
     #[test]
+    fn limits_read_as_go_reads_them() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max open files            1024                 1048576              files     \n\
+                      Max address space         unlimited            unlimited            bytes     \n";
+        assert_eq!(limit(limits, "Max open files"), Some(1024.0));
+        // "unlimited" is the largest uint64, as Go's procfs reports it.
+        assert_eq!(limit(limits, "Max address space"), Some(u64::MAX as f64));
+        assert_eq!(limit(limits, "Max processes"), None);
+    }
+
+    #[test]
     fn process_figures_are_this_process_s() {
         // User and system time to measure (counted, not timed: a loaded machine gives
         // less), so that a sum computed wrongly shows.
