@@ -147,3 +147,34 @@ fn a_durable_start_writes_only_what_it_must() {
     assert_eq!(std::fs::read(&file).expect("the file"), written);
     p.shutdown();
 }
+
+#[test]
+fn a_journal_past_its_bound_asks_for_a_snapshot_before_the_interval() {
+    let dir = TempDir::new("journal-bound");
+    let file = dir.path("p.data");
+    let opts = Options {
+        durable: true,
+        ..options(&file)
+    };
+    let store = Arc::new(Store::new());
+    let p = Persister::start(opts, store.clone()).expect("start");
+    let (s, _) = service_over(store, false, false, true);
+    let pad = "x".repeat(1000);
+    let body: String = (0..100)
+        .map(|i| format!("m{{i=\"{i}\",pad=\"{pad}\"}} {i}\n"))
+        .collect();
+    // Each PUT journals its whole group: about 100 KB a time, past the 1 MiB floor of the
+    // journal's bound within 20 (the interval is an hour: only the bound asks for this).
+    for _ in 0..20 {
+        send(&s, "PUT", "/metrics/job/big", &body);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.writes() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the journal never asked for a snapshot"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.shutdown();
+}
