@@ -618,3 +618,19 @@ fn a_clean_stop_leaves_the_file_and_an_empty_journal() {
     let journal = fs::read(dir.path("p.data.journal.1")).expect("the journal");
     assert_eq!(journal.len(), 28);
 }
+
+#[test]
+fn a_put_that_drops_families_replays_as_pushed_with_its_push_times() {
+    let dir = TempDir::new("put-drops");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    assert_eq!(gw.put("/metrics/job/a", "x 1\ny 2\n").status, 200);
+    // A PUT without `y`: the journal records the whole group, not a patch of `x`.
+    assert_eq!(gw.put("/metrics/job/a", "x 3\n").status, 200);
+    // The API shows each family's push time to the nanosecond.
+    let before = gw.get("/api/v1/metrics").text();
+    gw.stop("KILL");
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["x", "y"]), ["x{instance=\"\",job=\"a\"} 3"]);
+    assert_eq!(gw.get("/api/v1/metrics").text(), before);
+}
