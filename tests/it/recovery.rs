@@ -634,3 +634,30 @@ fn a_put_that_drops_families_replays_as_pushed_with_its_push_times() {
     assert_eq!(series(&gw, &["x", "y"]), ["x{instance=\"\",job=\"a\"} 3"]);
     assert_eq!(gw.get("/api/v1/metrics").text(), before);
 }
+
+#[test]
+fn a_damaged_record_length_is_reported_not_cut_as_a_torn_tail() {
+    let dir = TempDir::new("damaged-length");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    for job in ["a", "b", "c"] {
+        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "v 1\n").status, 200);
+    }
+    gw.stop("KILL");
+    let journal = journal_0(&file);
+    let mut bytes = fs::read(&journal).expect("the journal");
+    let at = record_offsets(&bytes);
+    // The second record's length, far past the end: only its header's checksum tells this
+    // from a write cut short, and what follows it was acknowledged.
+    bytes[at[1] + 3] ^= 0x40;
+    fs::write(&journal, &bytes).expect("damage it");
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
+    let log = gw.log();
+    assert!(
+        log.contains("a record header's checksum does not match"),
+        "{log}"
+    );
+    let kept = format!("{}.damaged", journal.display());
+    assert_eq!(fs::read(&kept).expect("kept aside"), bytes);
+}
