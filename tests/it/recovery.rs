@@ -661,3 +661,23 @@ fn a_damaged_record_length_is_reported_not_cut_as_a_torn_tail() {
     let kept = format!("{}.damaged", journal.display());
     assert_eq!(fs::read(&kept).expect("kept aside"), bytes);
 }
+
+#[test]
+fn a_journal_header_cut_short_is_reused_silently() {
+    // The first bytes of a journal header, as a crash while the file was created leaves
+    // them: that file holds nothing, and the journal starts in it with no complaint.
+    let dir = TempDir::new("short-header");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    gw.stop("KILL");
+    let header = fs::read(journal_0(&file)).expect("a new journal's header");
+    assert_eq!(header.len(), 28);
+    fs::write(journal_0(&file), &header[..10]).expect("cut it short");
+    let gw = durable(&file);
+    assert!(error_lines(&gw.log()).is_empty(), "{}", gw.log());
+    assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
+    gw.stop("KILL");
+    assert_eq!(names(&dir.0), ["p.data.journal.0"]);
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
+}
