@@ -156,6 +156,28 @@ fn a_file_named_without_a_directory_lives_in_the_working_directory() {
 }
 
 #[test]
+fn a_durable_journal_named_without_a_directory_replays_after_a_kill() {
+    let dir = TempDir::new("relative-durable");
+    let start = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushgateway"));
+        cmd.current_dir(&dir.0)
+            .arg("--web.listen-address=127.0.0.1:0")
+            .arg("--persistence.file=p.data")
+            .arg("--persistence.sync=always");
+        Gateway::spawn(cmd)
+    };
+    let gw = start();
+    assert_eq!(gw.put("/metrics/job/r", "m 1\n").status, 200);
+    gw.stop("KILL");
+    let gw = start();
+    let text = pushed(&gw.get("/metrics").text());
+    assert!(
+        text.starts_with("# TYPE m untyped\nm{instance=\"\",job=\"r\"} 1\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_restart_keeps_everything_and_changes_are_written_on_schedule() {
     let dir = TempDir::new("restart");
     let file = dir.path("p.data");
