@@ -185,6 +185,8 @@ fn a_post_into_a_big_group_journals_the_post_alone() {
         file.display()
     );
     assert!(log.contains(&counted), "{log}");
+    // A journal that ends where its last record does has nothing cut off.
+    assert!(!log.contains("cut off"), "{log}");
     // A request that changes nothing is answered at once: what was replayed counts as on
     // disk already.
     assert_eq!(gw.delete("/metrics/job/none").status, 202);
@@ -680,4 +682,42 @@ fn a_journal_header_cut_short_is_reused_silently() {
     assert_eq!(names(&dir.0), ["p.data.journal.0"]);
     let gw = durable(&file);
     assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
+}
+
+#[test]
+fn a_damaged_journal_header_or_a_missing_record_stops_replay_there() {
+    let dir = TempDir::new("header-and-gap");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    for job in ["a", "b", "c"] {
+        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "v 1\n").status, 200);
+    }
+    gw.stop("KILL");
+    let journal = journal_0(&file);
+    let bytes = fs::read(&journal).expect("the journal");
+    let at = record_offsets(&bytes);
+    // The second record taken out: the third follows a change that is not there.
+    let gap = [&bytes[..at[1]], &bytes[at[2]..]].concat();
+    fs::write(&journal, &gap).expect("cut a record out");
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
+    let log = gw.log();
+    assert!(log.contains("jumps from change 1 to 3"), "{log}");
+    gw.stop("KILL");
+    // A header whose lineage is damaged: the file is kept aside whole, not replayed.
+    let dir = TempDir::new("damaged-header");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
+    gw.stop("KILL");
+    let journal = journal_0(&file);
+    let mut bytes = fs::read(&journal).expect("the journal");
+    bytes[10] ^= 0x01;
+    fs::write(&journal, &bytes).expect("damage the header");
+    let gw = durable(&file);
+    assert_eq!(series(&gw, &["v"]), Vec::<String>::new());
+    let log = gw.log();
+    assert!(log.contains("has a damaged header"), "{log}");
+    let kept = format!("{}.damaged", journal.display());
+    assert_eq!(fs::read(&kept).expect("kept aside"), bytes);
 }
