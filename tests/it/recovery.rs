@@ -68,16 +68,23 @@ fn error_lines(log: &str) -> Vec<&str> {
 
 /// PUTs a group per job in durable mode, kills the daemon, and damages the second
 /// record of its journal: the journal's path, its bytes now, and where records start.
-fn damaged_journal(file: &Path, jobs: &[&str]) -> (PathBuf, Vec<u8>, Vec<usize>) {
+/// PUTs `v 1` for each job in durable mode and kills the daemon: its journal's path, its
+/// bytes, and where each record starts.
+fn journal_of_puts(file: &Path, jobs: &[&str]) -> (PathBuf, Vec<u8>, Vec<usize>) {
     let gw = durable(file);
     for job in jobs {
         assert_eq!(gw.put(&format!("/metrics/job/{job}"), "v 1\n").status, 200);
     }
     gw.stop("KILL");
     let journal = journal_0(file);
-    let mut bytes = fs::read(&journal).expect("the journal");
+    let bytes = fs::read(&journal).expect("the journal");
     let at = record_offsets(&bytes);
     assert_eq!(at.len(), jobs.len(), "one record per PUT");
+    (journal, bytes, at)
+}
+
+fn damaged_journal(file: &Path, jobs: &[&str]) -> (PathBuf, Vec<u8>, Vec<usize>) {
+    let (journal, mut bytes, at) = journal_of_puts(file, jobs);
     bytes[at[1] + 20] ^= 0x40;
     fs::write(&journal, &bytes).expect("damage it");
     (journal, bytes, at)
@@ -641,14 +648,7 @@ fn a_put_that_drops_families_replays_as_pushed_with_its_push_times() {
 fn a_damaged_record_length_is_reported_not_cut_as_a_torn_tail() {
     let dir = TempDir::new("damaged-length");
     let file = dir.path("p.data");
-    let gw = durable(&file);
-    for job in ["a", "b", "c"] {
-        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "v 1\n").status, 200);
-    }
-    gw.stop("KILL");
-    let journal = journal_0(&file);
-    let mut bytes = fs::read(&journal).expect("the journal");
-    let at = record_offsets(&bytes);
+    let (journal, mut bytes, at) = journal_of_puts(&file, &["a", "b", "c"]);
     // The second record's length, far past the end: only its header's checksum tells this
     // from a write cut short, and what follows it was acknowledged.
     bytes[at[1] + 3] ^= 0x40;
@@ -688,14 +688,7 @@ fn a_journal_header_cut_short_is_reused_silently() {
 fn a_damaged_journal_header_or_a_missing_record_stops_replay_there() {
     let dir = TempDir::new("header-and-gap");
     let file = dir.path("p.data");
-    let gw = durable(&file);
-    for job in ["a", "b", "c"] {
-        assert_eq!(gw.put(&format!("/metrics/job/{job}"), "v 1\n").status, 200);
-    }
-    gw.stop("KILL");
-    let journal = journal_0(&file);
-    let bytes = fs::read(&journal).expect("the journal");
-    let at = record_offsets(&bytes);
+    let (journal, bytes, at) = journal_of_puts(&file, &["a", "b", "c"]);
     // The second record taken out: the third follows a change that is not there.
     let gap = [&bytes[..at[1]], &bytes[at[2]..]].concat();
     fs::write(&journal, &gap).expect("cut a record out");
@@ -707,11 +700,7 @@ fn a_damaged_journal_header_or_a_missing_record_stops_replay_there() {
     // A header whose lineage is damaged: the file is kept aside whole, not replayed.
     let dir = TempDir::new("damaged-header");
     let file = dir.path("p.data");
-    let gw = durable(&file);
-    assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
-    gw.stop("KILL");
-    let journal = journal_0(&file);
-    let mut bytes = fs::read(&journal).expect("the journal");
+    let (journal, mut bytes, _) = journal_of_puts(&file, &["a"]);
     bytes[10] ^= 0x01;
     fs::write(&journal, &bytes).expect("damage the header");
     let gw = durable(&file);
