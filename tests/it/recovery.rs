@@ -710,3 +710,32 @@ fn a_damaged_journal_header_or_a_missing_record_stops_replay_there() {
     let kept = format!("{}.damaged", journal.display());
     assert_eq!(fs::read(&kept).expect("kept aside"), bytes);
 }
+
+#[test]
+fn journal_records_a_snapshot_already_holds_are_skipped() {
+    // A kill between a snapshot and the removal of the journal it made redundant leaves
+    // that journal beside the file: its records are in the snapshot, nothing is wrong.
+    let dir = TempDir::new("already-held");
+    let file = dir.path("p.data");
+    let gw = durable(&file);
+    assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
+    assert_eq!(gw.put("/metrics/job/b", "v 2\n").status, 200);
+    let old = fs::read(journal_0(&file)).expect("the journal");
+    hup_and_wait_for_the_file(&gw);
+    gw.stop("KILL");
+    fs::write(journal_0(&file), &old).expect("put the old journal back");
+    let gw = durable(&file);
+    assert_eq!(
+        series(&gw, &["v"]),
+        [
+            "v{instance=\"\",job=\"a\"} 1",
+            "v{instance=\"\",job=\"b\"} 2"
+        ]
+    );
+    assert!(error_lines(&gw.log()).is_empty(), "{}", gw.log());
+    assert!(
+        !names(&dir.0).iter().any(|n| n.contains(".damaged")),
+        "{:?}",
+        names(&dir.0)
+    );
+}
