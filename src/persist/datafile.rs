@@ -637,9 +637,7 @@ mod tests {
 
     #[test]
     fn copies_kept_aside_never_replace_an_earlier_one() {
-        let dir = std::env::temp_dir().join(format!("pgw-aside-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::persist::scratch_dir("aside");
         let file = dir.join("p.data");
         let mut taken = Vec::new();
         while let Some(name) = aside_name(&file, ".corrupt") {

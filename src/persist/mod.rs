@@ -519,15 +519,22 @@ impl Persister {
     }
 }
 
+/// A fresh directory for a unit test, named after it.
+#[cfg(test)]
+pub(crate) fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pgw-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create a scratch dir");
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_file_written_beside_wins_only_while_it_holds_more() {
-        let dir = std::env::temp_dir().join(format!("pgw-choose-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("choose");
         let (path, next) = (dir.join("p.data"), dir.join("p.data.new"));
         let file = |p: &Path, lineage: u64, seq: u64| {
             fs::write(p, datafile::encode(&[], seq, lineage, false)).unwrap()

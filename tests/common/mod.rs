@@ -50,6 +50,15 @@ impl Gateway {
         Gateway::spawn(cmd)
     }
 
+    /// Starts the binary in working directory `dir` (for paths relative to it).
+    pub fn start_in(dir: &std::path::Path, args: &[&str]) -> Gateway {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushgateway"));
+        cmd.current_dir(dir)
+            .arg("--web.listen-address=127.0.0.1:0")
+            .args(args);
+        Gateway::spawn(cmd)
+    }
+
     /// Starts the binary under a shell with `ulimit -n <nofile>` in force.
     pub fn start_with_nofile(nofile: u32, args: &[&str]) -> Gateway {
         let mut cmd = Command::new("sh");
@@ -344,6 +353,20 @@ impl TempDir {
     pub fn path(&self, name: &str) -> std::path::PathBuf {
         self.0.join(name)
     }
+    /// The names in the directory, sorted.
+    pub fn names(&self) -> Vec<String> {
+        names(&self.0)
+    }
+}
+
+/// The names in `dir`, sorted.
+pub fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 impl Drop for TempDir {

@@ -138,33 +138,22 @@ fn a_file_named_without_a_directory_lives_in_the_working_directory() {
     // A copy of a damaged file kept for the operator is not a leftover.
     fs::write(dir.path("p.data.corrupt"), b"kept").expect("a kept copy");
     fs::write(dir.path("other.data"), b"not ours").expect("a neighbour");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushgateway"));
-    cmd.current_dir(&dir.0)
-        .arg("--web.listen-address=127.0.0.1:0")
-        .arg("--persistence.file=p.data");
-    let gw = Gateway::spawn(cmd);
+    let gw = Gateway::start_in(&dir.0, &["--persistence.file=p.data"]);
     assert_eq!(gw.put("/metrics/job/r", "m 1\n").status, 200);
     let (status, log) = gw.stop("TERM");
     assert_eq!(status.code(), Some(0));
     assert!(log.contains("metrics persisted: file=p.data"), "{log}");
-    let mut names: Vec<String> = fs::read_dir(&dir.0)
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["other.data", "p.data", "p.data.corrupt"]);
+    assert_eq!(dir.names(), ["other.data", "p.data", "p.data.corrupt"]);
 }
 
 #[test]
 fn a_durable_journal_named_without_a_directory_replays_after_a_kill() {
     let dir = TempDir::new("relative-durable");
     let start = || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushgateway"));
-        cmd.current_dir(&dir.0)
-            .arg("--web.listen-address=127.0.0.1:0")
-            .arg("--persistence.file=p.data")
-            .arg("--persistence.sync=always");
-        Gateway::spawn(cmd)
+        Gateway::start_in(
+            &dir.0,
+            &["--persistence.file=p.data", "--persistence.sync=always"],
+        )
     };
     let gw = start();
     assert_eq!(gw.put("/metrics/job/r", "m 1\n").status, 200);
@@ -211,11 +200,7 @@ fn a_restart_keeps_everything_and_changes_are_written_on_schedule() {
     // of it is kept as if it had been damaged, and no temporary file is left behind.
     assert_eq!(gw.put("/metrics/job/c", "c 8\n").status, 200);
     assert_eq!(gw.terminate().code(), Some(0));
-    let names: Vec<String> = fs::read_dir(&dir.0)
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, vec!["p.data".to_string()]);
+    assert_eq!(dir.names(), ["p.data"]);
 }
 
 #[test]

@@ -26,16 +26,6 @@ fn series(gw: &Gateway, names: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// The names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 /// Where each record of a journal file starts (after the 28-byte header).
 fn record_offsets(journal: &[u8]) -> Vec<usize> {
     let mut at = 28;
@@ -152,7 +142,7 @@ fn a_torn_tail_is_the_only_thing_cut_silently() {
         fs::metadata(&journal).expect("journal").len() as usize,
         at[1]
     );
-    assert!(!names(&dir.0).iter().any(|n| n.ends_with(".damaged")));
+    assert!(!dir.names().iter().any(|n| n.ends_with(".damaged")));
 }
 
 #[test]
@@ -284,7 +274,7 @@ fn a_journal_whose_file_is_gone_is_set_aside() {
         "{}",
         errors[0]
     );
-    assert!(names(&dir.0).iter().any(|n| n == "p.data.journal.1.stale"));
+    assert!(dir.names().iter().any(|n| n == "p.data.journal.1.stale"));
 }
 
 /// A small tmpfs mounted for one test, unmounted when dropped.
@@ -557,12 +547,12 @@ fn a_journal_file_is_never_appended_behind_records_it_did_not_replay() {
         gw.log()
     );
     // The damaged file's bytes are all still somewhere beside the file.
-    let kept = names(&mnt)
+    let kept = common::names(&mnt)
         .into_iter()
         .filter(|n| n.starts_with("p.data.journal.0."))
         .map(|n| fs::read(mnt.join(n)).expect("read"))
         .any(|b| b == bytes);
-    assert!(kept, "{:?}", names(&mnt));
+    assert!(kept, "{:?}", common::names(&mnt));
 }
 
 #[test]
@@ -623,7 +613,7 @@ fn a_clean_stop_leaves_the_file_and_an_empty_journal() {
     assert_eq!(gw.terminate().code(), Some(0));
     // The last snapshot holds every change: the journal that had them is gone, the next
     // one holds only its header.
-    assert_eq!(names(&dir.0), ["p.data", "p.data.journal.1"]);
+    assert_eq!(dir.names(), ["p.data", "p.data.journal.1"]);
     let journal = fs::read(dir.path("p.data.journal.1")).expect("the journal");
     assert_eq!(journal.len(), 28);
 }
@@ -679,7 +669,7 @@ fn a_journal_header_cut_short_is_reused_silently() {
     assert!(error_lines(&gw.log()).is_empty(), "{}", gw.log());
     assert_eq!(gw.put("/metrics/job/a", "v 1\n").status, 200);
     gw.stop("KILL");
-    assert_eq!(names(&dir.0), ["p.data.journal.0"]);
+    assert_eq!(dir.names(), ["p.data.journal.0"]);
     let gw = durable(&file);
     assert_eq!(series(&gw, &["v"]), ["v{instance=\"\",job=\"a\"} 1"]);
 }
@@ -734,8 +724,8 @@ fn journal_records_a_snapshot_already_holds_are_skipped() {
     );
     assert!(error_lines(&gw.log()).is_empty(), "{}", gw.log());
     assert!(
-        !names(&dir.0).iter().any(|n| n.contains(".damaged")),
+        !dir.names().iter().any(|n| n.contains(".damaged")),
         "{:?}",
-        names(&dir.0)
+        dir.names()
     );
 }

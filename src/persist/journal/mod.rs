@@ -599,9 +599,7 @@ mod tests {
 
     #[test]
     fn records_replay_in_order_and_a_torn_tail_is_cut() {
-        let dir = std::env::temp_dir().join(format!("pgw-journal-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::persist::scratch_dir("journal");
         let base = dir.join("p.data");
         let store = Store::new();
         let start = Start {
